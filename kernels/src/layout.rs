@@ -1,0 +1,82 @@
+//! Memory layouts of 4-D activation tensors.
+
+/// How a batch of images is laid out in memory.
+///
+/// Weights are always OIHW (PyTorch's order), whatever the activation layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// Batch, channels, height, width: PyTorch's and ONNX's default.
+    #[default]
+    Nchw,
+    /// Batch, height, width, channels: "channels last".
+    Nhwc,
+}
+
+/// The sizes of a 4-D activation tensor, independent of its layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dims4 {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Dims4 {
+    /// Number of elements (the caller has already checked that it does not overflow).
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+
+    /// Whether the tensor holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Layout {
+    /// Offset of element (n, c, h, w) in a dense tensor of sizes `dims`.
+    #[inline]
+    pub fn index(self, dims: Dims4, n: usize, c: usize, h: usize, w: usize) -> usize {
+        match self {
+            Layout::Nchw => ((n * dims.c + c) * dims.h + h) * dims.w + w,
+            Layout::Nhwc => ((n * dims.h + h) * dims.w + w) * dims.c + c,
+        }
+    }
+
+    /// The lower-case name, as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Nchw => "nchw",
+            Layout::Nhwc => "nhwc",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_layouts_enumerate_every_offset_once() {
+        let dims = Dims4 {
+            n: 2,
+            c: 3,
+            h: 4,
+            w: 5,
+        };
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let mut seen = vec![false; dims.len()];
+            for n in 0..dims.n {
+                for c in 0..dims.c {
+                    for h in 0..dims.h {
+                        for w in 0..dims.w {
+                            let i = layout.index(dims, n, c, h, w);
+                            assert!(!seen[i], "{layout:?} repeats offset {i}");
+                            seen[i] = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

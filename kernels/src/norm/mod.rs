@@ -1,0 +1,5 @@
+//! Batch normalization: training, inference, backward.
+
+mod desc;
+
+pub use desc::BatchNormDesc;

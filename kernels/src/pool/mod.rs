@@ -1,0 +1,5 @@
+//! Max, average and global-average pooling, forward and backward.
+
+mod desc;
+
+pub use desc::Pool2dDesc;

@@ -1,0 +1,1 @@
+//! Machine probes: FMA peak and memory bandwidth (being written).
