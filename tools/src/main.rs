@@ -1,1 +1,37 @@
-fn main() {}
+//! `axonal`: inspect the machine, benchmark the kernels, profile and train models.
+
+mod info;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "axonal",
+    version,
+    about = "Fast f32 CPU kernels for CNNs: inspect, benchmark, profile"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CPU's ISA paths, caches, measured FMA peak and memory bandwidth.
+    Info(info::InfoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Info(args) => info::run(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
