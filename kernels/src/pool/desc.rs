@@ -100,7 +100,7 @@ impl Pool2dDesc {
     /// Output height and width; an error when the window does not fit in the padded input.
     pub fn output_hw(&self) -> Result<[usize; 2]> {
         let mut out = [0; 2];
-        for d in 0..2 {
+        for (d, size) in out.iter_mut().enumerate() {
             let padded = self.padding[d]
                 .checked_mul(2)
                 .and_then(|p| p.checked_add(self.input[d]))
@@ -116,7 +116,7 @@ impl Pool2dDesc {
                     ),
                 ));
             }
-            out[d] = (padded - self.kernel[d]) / self.stride[d] + 1;
+            *size = (padded - self.kernel[d]) / self.stride[d] + 1;
         }
         Ok(out)
     }
