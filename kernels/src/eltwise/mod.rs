@@ -2,6 +2,8 @@
 
 mod activation;
 mod bias;
+mod scalar;
 
 pub use activation::Activation;
 pub use bias::BiasShape;
+pub use scalar::activate;

@@ -1,0 +1,122 @@
+//! Packing: copying blocks of op(A) and op(B) into the micro-panel order the
+//! microkernels stream through, zero-padded to whole panels.
+//!
+//! A block of `mc × kc` becomes ⌈mc / mr⌉ micro-panels, each `kc × mr` stored k-major
+//! (`panel[p * mr + i]`); a block of `kc × nc` becomes ⌈nc / nr⌉ micro-panels `kc × nr`
+//! (`panel[p * nr + j]`). Rows or columns past the edge are zeros, so the microkernel
+//! always computes whole tiles and the store step drops the padding.
+
+/// A strided view of a matrix: element (i, j) at `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub(crate) struct StridedMatrix<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl StridedMatrix<'_> {
+    /// The same matrix transposed (no copy).
+    pub fn t(self) -> Self {
+        StridedMatrix {
+            data: self.data,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
+/// Packs rows `rows.0 .. rows.0 + rows.1` and columns `cols.0 .. cols.0 + cols.1` of `m`
+/// into `width`-row micro-panels (the A side: panels run along the rows).
+///
+/// `out` must hold `⌈rows.1 / width⌉ · width · cols.1` values.
+pub(crate) fn pack_panels(
+    m: StridedMatrix<'_>,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    width: usize,
+    out: &mut [f32],
+) {
+    let (r0, rn) = rows;
+    let (c0, cn) = cols;
+    let panel_len = width * cn;
+    for (q, panel) in out
+        .chunks_exact_mut(panel_len)
+        .take(rn.div_ceil(width))
+        .enumerate()
+    {
+        let first = r0 + q * width;
+        let live = width.min(r0 + rn - first);
+        if m.row_stride == 1 {
+            // The panel's rows are contiguous for each column: straight copies.
+            for (p, step) in panel.chunks_exact_mut(width).enumerate() {
+                let start = first + (c0 + p) * m.col_stride;
+                step[..live].copy_from_slice(&m.data[start..start + live]);
+                step[live..].fill(0.0);
+            }
+        } else {
+            // Gather: walk each source row along the columns, scatter into the panel.
+            for i in 0..live {
+                let row = &m.data[(first + i) * m.row_stride..];
+                for (p, step) in panel.chunks_exact_mut(width).enumerate() {
+                    step[i] = row[(c0 + p) * m.col_stride];
+                }
+            }
+            if live < width {
+                for step in panel.chunks_exact_mut(width) {
+                    step[live..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// Elements a packed block of `extent` rows (A) or columns (B) by `depth` needs.
+pub(crate) fn packed_len(extent: usize, depth: usize, width: usize) -> usize {
+    extent.div_ceil(width) * width * depth
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Vec<f32> {
+        let len = (rows - 1) * row_stride + (cols - 1) * col_stride + 1;
+        let mut data = vec![-1.0; len];
+        for i in 0..rows {
+            for j in 0..cols {
+                data[i * row_stride + j * col_stride] = (i * 100 + j) as f32;
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn panels_hold_the_block_k_major_and_zero_padded() {
+        // Row-major, column-major and a padded general layout.
+        for (rs, cs) in [(9, 1), (1, 7), (20, 2)] {
+            let data = matrix(7, 9, rs, cs);
+            let m = StridedMatrix {
+                data: &data,
+                row_stride: rs,
+                col_stride: cs,
+            };
+            let (rows, cols, width) = ((2, 5), (3, 4), 4);
+            let mut out = vec![f32::NAN; packed_len(rows.1, cols.1, width)];
+            pack_panels(m, rows, cols, width, &mut out);
+            for q in 0..2 {
+                for p in 0..cols.1 {
+                    for i in 0..width {
+                        let got = out[q * width * cols.1 + p * width + i];
+                        let r = q * width + i;
+                        let want = if r < rows.1 {
+                            ((rows.0 + r) * 100 + cols.0 + p) as f32
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(got, want, "strides ({rs},{cs}) panel {q} p {p} i {i}");
+                    }
+                }
+            }
+        }
+    }
+}

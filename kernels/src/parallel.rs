@@ -1,0 +1,128 @@
+//! How many threads a kernel may use, and the thread pools that run them.
+//!
+//! Kernels split their work into independent items (tiles of the output, never parts
+//! of a reduction), so the result is bitwise the same for every thread count.
+
+use crate::error::{KernelError, Result};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Threads a kernel call may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Parallelism {
+    /// The calling thread only.
+    #[default]
+    Sequential,
+    /// A pool of this many threads (one pool per count, built on first use and kept).
+    Threads(usize),
+}
+
+impl Parallelism {
+    /// All hardware threads the OS grants this process.
+    pub fn all() -> Self {
+        Parallelism::Threads(crate::probe::available_threads())
+    }
+
+    /// Rejects `Threads(0)`.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Parallelism::Threads(0) => Err(KernelError::invalid(
+                "parallelism",
+                "Threads(0): at least one thread is needed",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Number of threads that will run (1 for sequential).
+    pub fn threads(&self) -> usize {
+        match *self {
+            Parallelism::Sequential => 1,
+            Parallelism::Threads(n) => n.max(1),
+        }
+    }
+}
+
+/// Runs `f(i)` for every `i < count`, spread over the threads of `par`.
+pub(crate) fn for_each_index(par: Parallelism, count: usize, f: impl Fn(usize) + Sync + Send) {
+    match par.threads() {
+        1 => (0..count).for_each(f),
+        n => pool(n).install(|| (0..count).into_par_iter().for_each(f)),
+    }
+}
+
+/// Runs `f(i, chunk)` for the consecutive `chunk_len`-sized chunks of `data` (the last may
+/// be shorter), spread over the threads of `par`.
+pub(crate) fn for_each_chunk_mut<T: Send>(
+    par: Parallelism,
+    data: &mut [T],
+    chunk_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    let chunk_len = chunk_len.max(1);
+    match par.threads() {
+        1 => data
+            .chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c)),
+        n => pool(n).install(|| {
+            data.par_chunks_mut(chunk_len)
+                .enumerate()
+                .for_each(|(i, c)| f(i, c))
+        }),
+    }
+}
+
+/// The pool of `threads` threads, built once.
+fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
+    static POOLS: OnceLock<Mutex<Vec<Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(Mutex::default);
+    let mut pools = pools
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(found) = pools.iter().find(|p| p.current_num_threads() == threads) {
+        return Arc::clone(found);
+    }
+    let built = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("axonal-{threads}t-{i}"))
+            .build()
+            .expect("the OS refused to start a kernel thread pool"),
+    );
+    pools.push(Arc::clone(&built));
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_index_runs_once_for_any_thread_count() {
+        for par in [
+            Parallelism::Sequential,
+            Parallelism::Threads(1),
+            Parallelism::Threads(3),
+        ] {
+            let hits: Vec<AtomicUsize> = (0..50).map(|_| AtomicUsize::new(0)).collect();
+            for_each_index(par, hits.len(), |i| {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(
+                hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                "{par:?}"
+            );
+            let mut data = vec![0usize; 23];
+            for_each_chunk_mut(par, &mut data, 5, |i, chunk| chunk.fill(i));
+            assert_eq!(data[22], 4);
+        }
+    }
+
+    #[test]
+    fn zero_threads_is_an_error() {
+        assert!(Parallelism::Threads(0).validate().is_err());
+        assert!(Parallelism::Threads(2).validate().is_ok());
+    }
+}
