@@ -12,6 +12,7 @@ pub mod eltwise;
 pub mod error;
 pub mod gemm;
 pub mod layout;
+pub mod math;
 pub mod norm;
 pub mod optim;
 pub mod parallel;

@@ -1,6 +1,8 @@
 //! `axonal`: inspect the machine, benchmark the kernels, profile and train models.
 
+mod bench;
 mod info;
+mod timing;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,12 +22,15 @@ struct Cli {
 enum Command {
     /// Print the CPU's ISA paths, caches, measured FMA peak and memory bandwidth.
     Info(info::InfoArgs),
+    /// Benchmark kernels against peers (medians, fraction of peak, ratios).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Info(args) => info::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

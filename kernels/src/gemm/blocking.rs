@@ -27,6 +27,10 @@ impl Blocking {
         // Half of the shared L3 for the B block, at most 4096 columns.
         let nc = (caches.l3_or_default() / 2 / (kc * F32)).clamp(nr, 4096);
         let nc = nc / nr * nr;
+        if let Ok(v) = std::env::var("AXONAL_TUNE") {
+            let v: Vec<usize> = v.split(',').map(|x| x.parse().unwrap()).collect();
+            return Blocking { kc: v[0], mc: v[1], nc: v[2] };
+        }
         Blocking { kc, mc, nc }
     }
 }

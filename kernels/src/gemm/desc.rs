@@ -56,6 +56,9 @@ impl MatrixLayout {
     /// Only layouts whose rows (or columns) do not interleave are accepted as
     /// non-overlapping; that covers every dense and padded layout.
     pub fn overlaps(&self, rows: usize, cols: usize) -> bool {
+        if rows == 0 || cols == 0 {
+            return false;
+        }
         let (rs, cs) = (self.row_stride, self.col_stride);
         let rows_apart = rows <= 1 || cols.checked_mul(cs).is_some_and(|w| rs >= w.max(1));
         let cols_apart = cols <= 1 || rows.checked_mul(rs).is_some_and(|h| cs >= h.max(1));
@@ -178,6 +181,12 @@ mod tests {
             Err(KernelError::InvalidParameter { .. })
         ));
         assert!(GemmDesc::row_major(2, 2, 2).validate(4, 4, 4).is_ok());
+        // An empty C has no two elements to overlap, whatever its strides.
+        let empty = GemmDesc {
+            c: MatrixLayout::col_major(0),
+            ..GemmDesc::row_major(0, 5, 2)
+        };
+        assert!(empty.validate(0, 10, 0).is_ok());
         let col = GemmDesc {
             c: MatrixLayout::col_major(2),
             ..GemmDesc::row_major(2, 2, 2)

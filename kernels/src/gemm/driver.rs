@@ -15,12 +15,13 @@
 //! count, so results are bitwise identical for 1 thread and for 16.
 
 use super::blocking::Blocking;
-use super::epilogue::Epilogue;
-use super::microkernel::{self, MicroKernel};
+use super::epilogue::{Bias, Epilogue};
+use super::microkernel::{self, DirectStore, MicroKernel};
 use super::pack::{pack_panels, packed_len, StridedMatrix};
-use super::store::{store_tile, COut, StoreStep, TilePos};
+use super::store::{activate_tile, store_tile, COut, StoreStep, TilePos};
 use super::workspace::{with_buffer, Buffer};
 use crate::arch::{CacheSizes, Isa};
+use crate::eltwise::Activation;
 use crate::parallel::{for_each_chunk_mut, for_each_index, Parallelism};
 
 /// The largest tile any microkernel computes (6 × 16).
@@ -134,21 +135,68 @@ fn run_blocked(p: &Problem<'_>, kernel: MicroKernel, blocking: Blocking, par: Pa
                             let b_panel = &b_pack[jr * kc * nr..(jr + 1) * kc * nr];
                             let j0 = jc + jr * nr;
                             for (ir, a_panel) in a_pack.chunks_exact(kc * mr).enumerate() {
-                                (kernel.compute)(kc, a_panel, b_panel, &mut tile);
                                 let pos = TilePos {
                                     i0: i0 + ir * mr,
                                     j0,
                                     rows: mr.min(i0 + mc - (i0 + ir * mr)),
                                     cols: nr.min(jc + nc - j0),
                                 };
-                                // SAFETY: the tile lies in C (validated strides) and no
-                                // other work item covers these rows and columns.
-                                unsafe { store_tile(p.c, pos, &tile, nr, step) };
+                                compute_and_store(p, kernel, kc, a_panel, b_panel, pos, step, &mut tile);
                             }
                         }
                     });
                 });
             });
+        }
+    }
+}
+
+/// Computes one tile and merges it into C: straight from the registers when C's rows are
+/// contiguous (where the ISA can), through the tile buffer otherwise.
+#[allow(clippy::too_many_arguments)]
+fn compute_and_store(
+    p: &Problem<'_>,
+    kernel: MicroKernel,
+    kc: usize,
+    a_panel: &[f32],
+    b_panel: &[f32],
+    pos: TilePos,
+    step: StoreStep<'_>,
+    tile: &mut [f32; MAX_TILE],
+) {
+    let activation = p.epilogue.activation;
+    match kernel.compute_into {
+        Some(compute_into) if p.c.col_stride == 1 => {
+            let (row_bias, col_bias) = match p.epilogue.bias {
+                Bias::PerRow(b) if step.last => (Some(b[pos.i0..pos.i0 + pos.rows].as_ptr()), None),
+                Bias::PerCol(b) if step.last => (None, Some(b[pos.j0..pos.j0 + pos.cols].as_ptr())),
+                _ => (None, None),
+            };
+            let out = DirectStore {
+                c: p.c.element_ptr(pos.i0, pos.j0),
+                row_stride: p.c.row_stride,
+                rows: pos.rows,
+                cols: pos.cols,
+                alpha: p.epilogue.alpha,
+                beta: if step.first { p.epilogue.beta } else { 1.0 },
+                row_bias,
+                col_bias,
+                relu: step.last && activation == Activation::Relu,
+            };
+            // SAFETY: the panels hold kc·mr and kc·nr values; the tile's live rows and
+            // columns are contiguous rows (col_stride 1) inside C (validated strides) that
+            // no other work item covers; the biases were sliced to the live rows / columns.
+            unsafe { compute_into(kc, a_panel, b_panel, &out) };
+            if step.last && !matches!(activation, Activation::Identity | Activation::Relu) {
+                // SAFETY: the same tile, still ours.
+                unsafe { activate_tile(p.c, pos, activation) };
+            }
+        }
+        _ => {
+            (kernel.compute)(kc, a_panel, b_panel, tile);
+            // SAFETY: the tile lies in C (validated strides) and no other work item
+            // covers these rows and columns.
+            unsafe { store_tile(p.c, pos, tile, kernel.nr, step) };
         }
     }
 }

@@ -53,19 +53,45 @@ pub(crate) fn pack_panels(
                 step[..live].copy_from_slice(&m.data[start..start + live]);
                 step[live..].fill(0.0);
             }
+        } else if live == width && width == 6 {
+            gather_full_panel::<6>(m, first, c0, cn, panel);
+        } else if live == width && width == 8 {
+            gather_full_panel::<8>(m, first, c0, cn, panel);
         } else {
-            // Gather: walk each source row along the columns, scatter into the panel.
-            for i in 0..live {
-                let row = &m.data[(first + i) * m.row_stride..];
-                for (p, step) in panel.chunks_exact_mut(width).enumerate() {
-                    step[i] = row[(c0 + p) * m.col_stride];
+            // Edge panels and other widths: one element at a time, zero rows past the edge.
+            for (p, step) in panel.chunks_exact_mut(width).enumerate() {
+                for (i, slot) in step.iter_mut().enumerate() {
+                    *slot = if i < live {
+                        m.data[(first + i) * m.row_stride + (c0 + p) * m.col_stride]
+                    } else {
+                        0.0
+                    };
                 }
             }
-            if live < width {
-                for step in panel.chunks_exact_mut(width) {
-                    step[live..].fill(0.0);
-                }
-            }
+        }
+    }
+}
+
+/// Packs a whole `W`-row panel whose source rows are not contiguous per column (the
+/// usual case for a row-major A): the `W` rows are sliced once, so the inner loop is
+/// `W` bounds-check-free loads and one contiguous `W`-wide store per column.
+fn gather_full_panel<const W: usize>(
+    m: StridedMatrix<'_>,
+    first_row: usize,
+    first_col: usize,
+    cols: usize,
+    panel: &mut [f32],
+) {
+    let span = (cols - 1) * m.col_stride + 1;
+    let rows: [&[f32]; W] = std::array::from_fn(|i| {
+        let start = (first_row + i) * m.row_stride + first_col * m.col_stride;
+        &m.data[start..start + span]
+    });
+    for (p, step) in panel.chunks_exact_mut(W).take(cols).enumerate() {
+        let at = p * m.col_stride;
+        let step: &mut [f32; W] = step.try_into().expect("chunks of W");
+        for (slot, row) in step.iter_mut().zip(&rows) {
+            *slot = row[at];
         }
     }
 }

@@ -33,6 +33,12 @@ impl COut {
         }
     }
 
+    /// Address of element (i, j); dereferencing it is the caller's business.
+    pub fn element_ptr(&self, i: usize, j: usize) -> *mut f32 {
+        self.ptr
+            .wrapping_add(i * self.row_stride + j * self.col_stride)
+    }
+
     /// The same memory seen as Cᵀ.
     pub fn transposed(self) -> Self {
         COut {
@@ -146,5 +152,21 @@ fn finish(activation: Activation, x: f32) -> f32 {
     match activation {
         Activation::Identity => x,
         other => activate(other, x),
+    }
+}
+
+/// Applies `activation` in place to a tile of C that was just stored.
+///
+/// # Safety
+/// As for [`store_tile`].
+pub(crate) unsafe fn activate_tile(c: COut, pos: TilePos, activation: Activation) {
+    for i in 0..pos.rows {
+        for j in 0..pos.cols {
+            let at = (pos.i0 + i) * c.row_stride + (pos.j0 + j) * c.col_stride;
+            debug_assert!(at < c.len);
+            // SAFETY: inside C and ours alone (caller).
+            let value = unsafe { &mut *c.ptr.add(at) };
+            *value = activate(activation, *value);
+        }
     }
 }

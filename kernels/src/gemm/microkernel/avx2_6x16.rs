@@ -2,12 +2,13 @@
 //! 2 registers for the B row and 1 for the broadcast A value — 15 of the 16 ymm
 //! registers, enough independent FMA chains (12) to keep both FMA pipes busy.
 
-use super::{check_lengths, MicroKernel};
+use super::{check_lengths, DirectStore, MicroKernel};
 
 pub(crate) const KERNEL: MicroKernel = MicroKernel {
     mr: MR,
     nr: NR,
     compute,
+    compute_into: Some(compute_into),
 };
 
 const MR: usize = 6;
@@ -21,16 +22,129 @@ fn compute(k: usize, a: &[f32], b: &[f32], tile: &mut [f32]) {
     );
     // SAFETY: the CPU has AVX2 and FMA (checked above); `a` holds k·6 values, `b` k·16
     // and `tile` 96 (checked by `check_lengths`), which is all `kernel` reads and writes.
-    unsafe { kernel(k, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
+    let rows = unsafe { kernel(k, a.as_ptr(), b.as_ptr(), tile.as_ptr()) };
+    for (out, (lo, hi)) in tile.chunks_exact_mut(NR).zip(rows) {
+        out[..8].copy_from_slice(&lo);
+        out[8..].copy_from_slice(&hi);
+    }
 }
 
 /// # Safety
-/// AVX2 and FMA available; `a` readable for `k * 6`, `b` for `k * 16`, `tile` writable
-/// for 96 floats.
+/// See [`super::ComputeInto`].
+unsafe fn compute_into(k: usize, a: &[f32], b: &[f32], out: &DirectStore) {
+    assert!(a.len() >= k * MR && b.len() >= k * NR, "microkernel operands too short");
+    assert!(out.rows <= MR && out.cols <= NR, "tile corner larger than the tile");
+    assert!(crate::arch::Isa::Avx2.is_available(), "the AVX2 microkernel needs AVX2 and FMA");
+    // SAFETY: AVX2 and FMA checked; panel lengths checked; C rows per the caller.
+    unsafe { kernel_into(k, a.as_ptr(), b.as_ptr(), out) }
+}
+
+/// One row of the tile: columns 0..8 and 8..16.
+type Row = ([f32; 8], [f32; 8]);
+
+/// # Safety
+/// AVX2 and FMA available; `a` readable for `k * 6` floats, `b` for `k * 16`.
+/// `prefetch` is only a hint: the 6 rows at stride 16 from it are fetched toward L1 while
+/// the loop runs (any address is allowed).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel(k: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+unsafe fn kernel(k: usize, a: *const f32, b: *const f32, prefetch: *const f32) -> [Row; MR] {
+    let acc = accumulate(k, a, b, prefetch, NR);
+    acc.map(|(lo, hi)| (to_array(lo), to_array(hi)))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn to_array(v: std::arch::x86_64::__m256) -> [f32; 8] {
+    // SAFETY: __m256 and [f32; 8] have the same size, and every bit pattern is a valid f32.
+    unsafe { std::mem::transmute(v) }
+}
+
+/// # Safety
+/// AVX2 and FMA available; panels as in [`kernel`]; C rows as in [`super::ComputeInto`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_into(k: usize, a: *const f32, b: *const f32, out: &DirectStore) {
     use std::arch::x86_64::*;
+    let acc = accumulate(k, a, b, out.c, out.row_stride);
+    let alpha = _mm256_set1_ps(out.alpha);
+    let beta = _mm256_set1_ps(out.beta);
+    let zero = _mm256_setzero_ps();
+    // Lane masks for a partial last column block: lane j is live when j < cols.
+    let lanes_lo = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let lanes_hi = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
+    let cols = _mm256_set1_epi32(out.cols as i32);
+    let mask_lo = _mm256_cmpgt_epi32(cols, lanes_lo);
+    let mask_hi = _mm256_cmpgt_epi32(cols, lanes_hi);
+    let whole = out.cols == NR;
+    // SAFETY (loads and stores below): `whole` rows hold NR floats; otherwise the masks
+    // touch only the first `cols` of them, which the caller guarantees.
+    let load = |p: *const f32, mask: __m256i, hi: bool| unsafe {
+        match (whole, hi) {
+            (true, false) => _mm256_loadu_ps(p),
+            (true, true) => _mm256_loadu_ps(p.add(8)),
+            (false, false) => _mm256_maskload_ps(p, mask),
+            (false, true) => _mm256_maskload_ps(p.wrapping_add(8), mask),
+        }
+    };
+    let (bias_lo, bias_hi) = match out.col_bias {
+        Some(bias) => (load(bias, mask_lo, false), load(bias, mask_hi, true)),
+        None => (zero, zero),
+    };
+    for (i, (lo, hi)) in acc.into_iter().take(out.rows).enumerate() {
+        let row = out.c.wrapping_add(i * out.row_stride);
+        let mut lo = _mm256_mul_ps(lo, alpha);
+        let mut hi = _mm256_mul_ps(hi, alpha);
+        if out.beta != 0.0 {
+            lo = _mm256_fmadd_ps(load(row, mask_lo, false), beta, lo);
+            hi = _mm256_fmadd_ps(load(row, mask_hi, true), beta, hi);
+        }
+        if let Some(bias) = out.row_bias {
+            // SAFETY: a row bias holds one value per live row.
+            let b = unsafe { _mm256_broadcast_ss(&*bias.add(i)) };
+            lo = _mm256_add_ps(lo, b);
+            hi = _mm256_add_ps(hi, b);
+        }
+        lo = _mm256_add_ps(lo, bias_lo);
+        hi = _mm256_add_ps(hi, bias_hi);
+        if out.relu {
+            lo = _mm256_max_ps(lo, zero);
+            hi = _mm256_max_ps(hi, zero);
+        }
+        // SAFETY: as for the loads.
+        unsafe {
+            if whole {
+                _mm256_storeu_ps(row, lo);
+                _mm256_storeu_ps(row.add(8), hi);
+            } else {
+                _mm256_maskstore_ps(row, mask_lo, lo);
+                _mm256_maskstore_ps(row.wrapping_add(8), mask_hi, hi);
+            }
+        }
+    }
+}
+
+/// The 6 × 16 product of the panels, as 6 rows of two 8-lane halves.
+///
+/// # Safety
+/// AVX2 and FMA available; `a` readable for `k * 6` floats, `b` for `k * 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn accumulate(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    prefetch: *const f32,
+    prefetch_stride: usize,
+) -> [(std::arch::x86_64::__m256, std::arch::x86_64::__m256); MR] {
+    use std::arch::x86_64::*;
+    // Ask for the C tile now so that it is in L1 when the store needs it.
+    for i in 0..MR {
+        let row = prefetch.wrapping_add(i * prefetch_stride) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(60));
+    }
     // c{row}{half}: row `row` of the tile, columns 0..8 (half 0) or 8..16 (half 1).
     let mut c00 = _mm256_setzero_ps();
     let mut c01 = _mm256_setzero_ps();
@@ -71,23 +185,24 @@ unsafe fn kernel(k: usize, a: *const f32, b: *const f32, tile: *mut f32) {
         a = a.add(MR);
         b = b.add(NR);
     }
-    // SAFETY: the tile holds 6 rows of 16.
-    let rows = [
+    [
         (c00, c01),
         (c10, c11),
         (c20, c21),
         (c30, c31),
         (c40, c41),
         (c50, c51),
-    ];
-    for (i, (lo, hi)) in rows.into_iter().enumerate() {
-        _mm256_storeu_ps(tile.add(i * NR), lo);
-        _mm256_storeu_ps(tile.add(i * NR + 8), hi);
-    }
+    ]
 }
 
-/// Never called: `compute` asserts AVX2 first, which is false off x86_64.
+/// Never called: the callers assert AVX2 first, which is false off x86_64.
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_k: usize, _a: *const f32, _b: *const f32, _tile: *mut f32) {
+unsafe fn kernel(_k: usize, _a: *const f32, _b: *const f32, _prefetch: *const f32) -> [Row; MR] {
+    unreachable!("AVX2 is never available off x86_64")
+}
+
+/// Never called: the callers assert AVX2 first, which is false off x86_64.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel_into(_k: usize, _a: *const f32, _b: *const f32, _out: &DirectStore) {
     unreachable!("AVX2 is never available off x86_64")
 }

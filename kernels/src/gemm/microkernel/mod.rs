@@ -21,6 +21,38 @@ pub(crate) struct MicroKernel {
     /// `tile[i * nr + j] = Σ_p a[p * mr + i] · b[p * nr + j]` for p < k.
     /// Panics if a slice is shorter than `k * mr`, `k * nr` or `mr * nr`.
     pub compute: fn(k: usize, a: &[f32], b: &[f32], tile: &mut [f32]),
+    /// The same product merged straight from the registers into a whole tile of C with
+    /// contiguous rows (see [`DirectStore`]), where the ISA has such a path.
+    pub compute_into: Option<ComputeInto>,
+}
+
+/// Computes a tile and merges its top-left `out.rows × out.cols` corner into C with a
+/// [`DirectStore`].
+///
+/// # Safety
+/// `a` and `b` hold at least `k·mr` and `k·nr` values; `out.rows ≤ mr`, `out.cols ≤ nr`;
+/// the `out.rows` rows of `out.cols` contiguous floats at `out.c + i · out.row_stride`
+/// are valid for reads and writes, and no other thread touches them during the call;
+/// the biases, when given, hold `out.rows` / `out.cols` values.
+pub(crate) type ComputeInto = unsafe fn(k: usize, a: &[f32], b: &[f32], out: &DirectStore);
+
+/// Where and how a microkernel stores its tile: C ← relu?(alpha·AB + beta·C + bias).
+///
+/// `beta == 0` does not read C. The driver uses it for the linear part of every epilogue
+/// (and ReLU); other activations run over the stored tile afterwards while it is in L1.
+pub(crate) struct DirectStore {
+    pub c: *mut f32,
+    pub row_stride: usize,
+    /// Rows and columns of the tile that lie inside C (the rest is zero padding).
+    pub rows: usize,
+    pub cols: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    /// One value per row of the tile inside C.
+    pub row_bias: Option<*const f32>,
+    /// One value per column of the tile inside C.
+    pub col_bias: Option<*const f32>,
+    pub relu: bool,
 }
 
 /// The microkernel of an ISA path.
