@@ -386,10 +386,10 @@ mod tests {
         let act = Activation::Gelu;
         bias_activation_forward(&shape, act, &x, Some(&bias), &mut y).unwrap();
         for o in 0..2 {
-            for c in 0..3 {
+            for (c, &b) in bias.iter().enumerate() {
                 for i in 0..4 {
                     let at = (o * 3 + c) * 4 + i;
-                    let z = f64::from(x[at]) + f64::from(bias[c]);
+                    let z = f64::from(x[at]) + f64::from(b);
                     assert_eq!(y[at], value(act, z) as f32);
                 }
             }

@@ -326,10 +326,10 @@ mod tests {
                 .map(|p| inverse_std(&desc, p.1 / m))
                 .collect();
             let (dx, dgamma, dbeta) = backward(&desc, &x, &dy, &gamma, &mean, &inv_std);
-            for i in 0..x.len() {
+            for (i, &dx_i) in dx.iter().enumerate() {
                 let fd =
                     central_difference(&x, i, |x| training_objective(&desc, x, &gamma, &beta, &dy));
-                assert_near(dx[i], fd, 1e-7, &format!("{layout:?} dx[{i}]"));
+                assert_near(dx_i, fd, 1e-7, &format!("{layout:?} dx[{i}]"));
             }
             for c in 0..2 {
                 let fd =
