@@ -210,7 +210,7 @@ pub fn bias_activation_forward(
 
 /// Backward of [`bias_activation_forward`]: from the pre-activation `z` = x + bias and
 /// the output gradient `dy`, dz = dy·act'(z) (which is also the gradient of x) and,
-/// when `db` is given, db[c] = Σ dz over the outer and inner positions of channel c,
+/// when `db` is given, `db[c]` = Σ dz over the outer and inner positions of channel c,
 /// summed in f64 before rounding.
 ///
 /// Errors: `shape` overflows; non-finite activation parameters; `z`, `dy` or `dz` not

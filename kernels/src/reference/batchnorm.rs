@@ -116,8 +116,8 @@ fn check_sizes(
 /// Errors: invalid `desc`; non-finite `momentum`; fewer than 2 values per channel
 /// (PyTorch: "Expected more than 1 value per channel when training"); `x`, `y` not
 /// `desc.len()` long; a per-channel slice not `desc.channels` long.
-// The argument list is PyTorch's `native_batch_norm`: grouping it would hide which
-// buffers are read and which are written.
+// The flat argument list mirrors PyTorch's `native_batch_norm` (inputs, running
+// statistics, outputs): grouping it would hide which buffers are read and which written.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_training(
     desc: &BatchNormDesc,
@@ -224,6 +224,7 @@ pub fn batch_norm_forward_inference(
 ///
 /// Errors: invalid `desc`; `x`, `dy`, `dx` not `desc.len()` long; a per-channel slice
 /// not `desc.channels` long.
+// Flat for the same reason as the training forward.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     desc: &BatchNormDesc,

@@ -84,7 +84,7 @@ fn mse_core(pred: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
     (total / n, grad)
 }
 
-/// `cross_entropy(logits, labels)`: the mean over the batch of −log softmax(row)[label]
+/// `cross_entropy(logits, labels)`: the mean over the batch of −log `softmax(row)[label]`
 /// for row-major `batch × classes` logits; writes its gradient to `dlogits`.
 ///
 /// Errors: `batch` of 0; `batch × classes` overflows; `logits` or `dlogits` not

@@ -1,5 +1,5 @@
-//! Reference optimizer steps with PyTorch's semantics (`torch.optim`, without amsgrad,
-//! maximize or foreach subtleties: every element is updated on its own).
+//! Reference optimizer steps with PyTorch's semantics (`torch.optim` without amsgrad or
+//! maximize), one element at a time.
 //!
 //! Each step takes the 1-based step number `t`. At `t = 1` the state is initialized
 //! exactly as PyTorch initializes it on its first step (zeros; SGD's momentum buffer to
