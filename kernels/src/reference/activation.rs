@@ -210,7 +210,7 @@ pub fn bias_activation_forward(
 
 /// Backward of [`bias_activation_forward`]: from the pre-activation `z` = x + bias and
 /// the output gradient `dy`, dz = dy·act'(z) (which is also the gradient of x) and,
-/// when `db` is given, db[c] = Σ dz over the outer and inner positions of channel c,
+/// when `db` is given, `db[c]` = Σ dz over the outer and inner positions of channel c,
 /// summed in f64 before rounding.
 ///
 /// Errors: `shape` overflows; non-finite activation parameters; `z`, `dy` or `dz` not
@@ -386,10 +386,10 @@ mod tests {
         let act = Activation::Gelu;
         bias_activation_forward(&shape, act, &x, Some(&bias), &mut y).unwrap();
         for o in 0..2 {
-            for c in 0..3 {
+            for (c, &b) in bias.iter().enumerate() {
                 for i in 0..4 {
                     let at = (o * 3 + c) * 4 + i;
-                    let z = f64::from(x[at]) + f64::from(bias[c]);
+                    let z = f64::from(x[at]) + f64::from(b);
                     assert_eq!(y[at], value(act, z) as f32);
                 }
             }
