@@ -1,18 +1,19 @@
 //! The BLIS loop nest around the microkernel: blocking, packing, threading, storing.
 //!
 //! ```text
-//! loop 5: for each NC-wide column block jc of C
+//! threads: C is cut into a grid of parts of whole tiles, one per thread
+//! loop 5: for each NC-wide column block jc of the part
 //!   loop 4: for each KC-deep slice pc of the product      (in order: never split)
-//!           pack op(B)[pc, jc] into NR-wide micro-panels  (threads share the panels)
-//!     loop 3: for each MC-tall row block ic               ┐ threads take (ic, jr-range)
-//!             pack op(A)[ic, pc] into MR-tall micro-panels │ work items
-//!       loop 2: for each micro-panel jr of the B block     │
-//!         loop 1: for each micro-panel ir of the A block   │
-//!                 microkernel → tile → store with epilogue ┘
+//!           pack op(B)[pc, jc] into NR-wide micro-panels
+//!     loop 3: for each MC-tall row block ic of the part
+//!             pack op(A)[ic, pc] into MR-tall micro-panels
+//!       loop 2: for each micro-panel jr of the B block
+//!         loop 1: for each micro-panel ir of the A block
+//!                 microkernel → tile → store with epilogue
 //! ```
 //!
-//! Every C tile is computed by the same sequence of operations whatever the thread
-//! count, so results are bitwise identical for 1 thread and for 16.
+//! Every element of C is summed over the same KC slices in the same order, whichever
+//! part and tile it falls in, so results are bitwise identical for 1 thread and for 16.
 
 use super::blocking::Blocking;
 use super::epilogue::{Bias, Epilogue};
@@ -22,7 +23,8 @@ use super::store::{activate_tile, store_tile, COut, StoreStep, TilePos};
 use super::workspace::{with_buffer, Buffer};
 use crate::arch::{CacheSizes, Isa};
 use crate::eltwise::Activation;
-use crate::parallel::{for_each_chunk_mut, for_each_index, Parallelism};
+use crate::parallel::{for_each_index, Parallelism};
+use std::ops::Range;
 
 /// The largest tile any microkernel computes (6 × 16).
 const MAX_TILE: usize = 96;
@@ -94,12 +96,93 @@ fn apply_epilogue_only(p: &Problem<'_>) {
     }
 }
 
+/// Problems smaller than this many multiply-adds per thread run on fewer threads: waking
+/// a pool costs more than it saves below about 1 M multiply-adds (≈ 20 µs of work).
+const MIN_MACS_PER_THREAD: usize = 1 << 20;
+
 fn run_blocked(p: &Problem<'_>, kernel: MicroKernel, blocking: Blocking, par: Parallelism) {
+    let macs = p.m.saturating_mul(p.n).saturating_mul(p.k);
+    let threads = par.threads().min((macs / MIN_MACS_PER_THREAD).max(1));
+    let grid = Grid::for_threads(threads, p.m.div_ceil(kernel.mr), p.n.div_ceil(kernel.nr));
+    let par = if grid.parts() == 1 {
+        Parallelism::Sequential
+    } else {
+        par
+    };
+    // Each part of C is a whole GEMM of its own: one parallel region per call, no barrier,
+    // and every element summed in the same order whichever part it falls in.
+    for_each_index(par, grid.parts(), |part| {
+        let (rows, cols) = grid.part(part, (p.m, kernel.mr), (p.n, kernel.nr));
+        run_part(p, kernel, blocking, rows, cols);
+    });
+}
+
+/// How C is cut among threads: `row_parts × col_parts` rectangles of whole tiles.
+struct Grid {
+    row_parts: usize,
+    col_parts: usize,
+}
+
+impl Grid {
+    /// The split of an `m_tiles × n_tiles` C into `threads` parts whose largest part
+    /// holds the fewest tiles (ties: more row parts, which keeps B panels long).
+    fn for_threads(threads: usize, m_tiles: usize, n_tiles: usize) -> Grid {
+        let mut best = Grid {
+            row_parts: 1,
+            col_parts: 1,
+        };
+        let mut best_load = usize::MAX;
+        for row_parts in (1..=threads).filter(|r| threads.is_multiple_of(*r)) {
+            let col_parts = threads / row_parts;
+            if row_parts > m_tiles.max(1) || col_parts > n_tiles.max(1) {
+                continue;
+            }
+            let load = m_tiles.div_ceil(row_parts) * n_tiles.div_ceil(col_parts);
+            if load <= best_load {
+                best_load = load;
+                best = Grid {
+                    row_parts,
+                    col_parts,
+                };
+            }
+        }
+        best
+    }
+
+    fn parts(&self) -> usize {
+        self.row_parts * self.col_parts
+    }
+
+    /// Row and column ranges of part `index`, cut on tile boundaries (`mr`, `nr`).
+    fn part(
+        &self,
+        index: usize,
+        (m, mr): (usize, usize),
+        (n, nr): (usize, usize),
+    ) -> (Range<usize>, Range<usize>) {
+        let cut = |len: usize, tile: usize, parts: usize, i: usize| {
+            let tiles = len.div_ceil(tile);
+            let at = |k: usize| (k * tiles / parts * tile).min(len);
+            at(i)..at(i + 1)
+        };
+        (
+            cut(m, mr, self.row_parts, index / self.col_parts),
+            cut(n, nr, self.col_parts, index % self.col_parts),
+        )
+    }
+}
+
+/// The BLIS loop nest over the `rows × cols` part of C, on the calling thread.
+fn run_part(
+    p: &Problem<'_>,
+    kernel: MicroKernel,
+    blocking: Blocking,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
     let (mr, nr) = (kernel.mr, kernel.nr);
-    let threads = par.threads();
-    for jc in (0..p.n).step_by(blocking.nc) {
-        let nc = blocking.nc.min(p.n - jc);
-        let b_panels = nc.div_ceil(nr);
+    for jc in cols.clone().step_by(blocking.nc) {
+        let nc = blocking.nc.min(cols.end - jc);
         for pc in (0..p.k).step_by(blocking.kc) {
             let kc = blocking.kc.min(p.k - pc);
             let step = StoreStep {
@@ -109,43 +192,29 @@ fn run_blocked(p: &Problem<'_>, kernel: MicroKernel, blocking: Blocking, par: Pa
             };
             with_buffer(Buffer::PackB, packed_len(nc, kc, nr), |b_pack| {
                 // op(B)'s columns become the panels' rows: pack its transpose.
-                for_each_chunk_mut(par, b_pack, kc * nr, |q, panel| {
-                    let j = jc + q * nr;
-                    pack_panels(p.b.t(), (j, nr.min(jc + nc - j)), (pc, kc), nr, panel);
-                });
-                let b_pack = &*b_pack;
-
-                // Work items: row blocks, each split into column ranges when there are
-                // fewer row blocks than threads (skinny M).
-                let row_blocks = p.m.div_ceil(blocking.mc);
-                let col_splits = if row_blocks >= threads {
-                    1
-                } else {
-                    threads.div_ceil(row_blocks).min(b_panels)
-                };
-                for_each_index(par, row_blocks * col_splits, |item| {
-                    let (rb, cs) = (item / col_splits, item % col_splits);
-                    let i0 = rb * blocking.mc;
-                    let mc = blocking.mc.min(p.m - i0);
-                    let panels = (cs * b_panels / col_splits)..((cs + 1) * b_panels / col_splits);
+                pack_panels(p.b.t(), (jc, nc), (pc, kc), nr, b_pack);
+                for ic in rows.clone().step_by(blocking.mc) {
+                    let mc = blocking.mc.min(rows.end - ic);
                     with_buffer(Buffer::PackA, packed_len(mc, kc, mr), |a_pack| {
-                        pack_panels(p.a, (i0, mc), (pc, kc), mr, a_pack);
+                        pack_panels(p.a, (ic, mc), (pc, kc), mr, a_pack);
                         let mut tile = [0.0f32; MAX_TILE];
-                        for jr in panels {
-                            let b_panel = &b_pack[jr * kc * nr..(jr + 1) * kc * nr];
+                        for (jr, b_panel) in b_pack.chunks_exact(kc * nr).enumerate() {
                             let j0 = jc + jr * nr;
                             for (ir, a_panel) in a_pack.chunks_exact(kc * mr).enumerate() {
+                                let i0 = ic + ir * mr;
                                 let pos = TilePos {
-                                    i0: i0 + ir * mr,
+                                    i0,
                                     j0,
-                                    rows: mr.min(i0 + mc - (i0 + ir * mr)),
+                                    rows: mr.min(ic + mc - i0),
                                     cols: nr.min(jc + nc - j0),
                                 };
-                                compute_and_store(p, kernel, kc, a_panel, b_panel, pos, step, &mut tile);
+                                compute_and_store(
+                                    p, kernel, kc, a_panel, b_panel, pos, step, &mut tile,
+                                );
                             }
                         }
                     });
-                });
+                }
             });
         }
     }

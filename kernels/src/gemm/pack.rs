@@ -26,7 +26,8 @@ impl StridedMatrix<'_> {
 }
 
 /// Packs rows `rows.0 .. rows.0 + rows.1` and columns `cols.0 .. cols.0 + cols.1` of `m`
-/// into `width`-row micro-panels (the A side: panels run along the rows).
+/// into `width`-row micro-panels (the A side: panels run along the rows; B is packed as
+/// its transpose).
 ///
 /// `out` must hold `⌈rows.1 / width⌉ · width · cols.1` values.
 pub(crate) fn pack_panels(
@@ -36,8 +37,55 @@ pub(crate) fn pack_panels(
     width: usize,
     out: &mut [f32],
 ) {
-    let (r0, rn) = rows;
-    let (c0, cn) = cols;
+    if m.row_stride == 1 {
+        match width {
+            16 => pack_contiguous::<16>(m, rows, cols, out),
+            8 => pack_contiguous::<8>(m, rows, cols, out),
+            6 => pack_contiguous::<6>(m, rows, cols, out),
+            4 => pack_contiguous::<4>(m, rows, cols, out),
+            _ => pack_gather(m, rows, cols, width, out),
+        }
+    } else {
+        pack_gather(m, rows, cols, width, out);
+    }
+}
+
+/// Packing when each column's rows are contiguous (a row-major B seen through its
+/// transpose, a column-major A): the source is read column after column — one long
+/// sequential run each, which the hardware prefetcher follows — and each run is dealt
+/// out `W` values to each panel with fixed-size copies.
+fn pack_contiguous<const W: usize>(
+    m: StridedMatrix<'_>,
+    (r0, rn): (usize, usize),
+    (c0, cn): (usize, usize),
+    out: &mut [f32],
+) {
+    let panel_len = W * cn;
+    let (full, tail) = (rn / W, rn % W);
+    for p in 0..cn {
+        let start = r0 + (c0 + p) * m.col_stride;
+        let column = &m.data[start..start + rn];
+        for (q, values) in column.chunks_exact(W).take(full).enumerate() {
+            let at = q * panel_len + p * W;
+            let dst: &mut [f32; W] = (&mut out[at..at + W]).try_into().expect("W values");
+            *dst = values.try_into().expect("W values");
+        }
+        if tail > 0 {
+            let at = full * panel_len + p * W;
+            out[at..at + tail].copy_from_slice(&column[full * W..]);
+            out[at + tail..at + W].fill(0.0);
+        }
+    }
+}
+
+/// Packing by gathering each panel's rows (a row-major A, or any general layout).
+fn pack_gather(
+    m: StridedMatrix<'_>,
+    (r0, rn): (usize, usize),
+    (c0, cn): (usize, usize),
+    width: usize,
+    out: &mut [f32],
+) {
     let panel_len = width * cn;
     for (q, panel) in out
         .chunks_exact_mut(panel_len)
@@ -46,14 +94,7 @@ pub(crate) fn pack_panels(
     {
         let first = r0 + q * width;
         let live = width.min(r0 + rn - first);
-        if m.row_stride == 1 {
-            // The panel's rows are contiguous for each column: straight copies.
-            for (p, step) in panel.chunks_exact_mut(width).enumerate() {
-                let start = first + (c0 + p) * m.col_stride;
-                step[..live].copy_from_slice(&m.data[start..start + live]);
-                step[live..].fill(0.0);
-            }
-        } else if live == width && width == 6 {
+        if live == width && width == 6 {
             gather_full_panel::<6>(m, first, c0, cn, panel);
         } else if live == width && width == 8 {
             gather_full_panel::<8>(m, first, c0, cn, panel);

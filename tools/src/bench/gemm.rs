@@ -115,7 +115,9 @@ fn parse_shape(text: &str) -> Result<Shape, String> {
         .map_err(|_| format!("--shape {text:?}: expected MxNxK, e.g. 512x512x512"))?;
     match dims[..] {
         [m, n, k] if m > 0 && n > 0 && k > 0 => Ok(Shape::new(m, n, k)),
-        _ => Err(format!("--shape {text:?}: expected three positive sizes MxNxK")),
+        _ => Err(format!(
+            "--shape {text:?}: expected three positive sizes MxNxK"
+        )),
     }
 }
 
@@ -199,10 +201,19 @@ pub fn run(args: &GemmArgs) -> Result<(), String> {
 }
 
 /// Median seconds per call of axonal and of matrixmultiply on `shape`.
-fn time_shape(shape: Shape, isa: Isa, par: Parallelism, rounds: usize) -> Result<(f64, f64), String> {
+fn time_shape(
+    shape: Shape,
+    isa: Isa,
+    par: Parallelism,
+    rounds: usize,
+) -> Result<(f64, f64), String> {
     let desc = shape.desc();
-    let a: Vec<f32> = (0..shape.m * shape.k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
-    let b: Vec<f32> = (0..shape.k * shape.n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let a: Vec<f32> = (0..shape.m * shape.k)
+        .map(|i| ((i % 17) as f32 - 8.0) * 0.01)
+        .collect();
+    let b: Vec<f32> = (0..shape.k * shape.n)
+        .map(|i| ((i % 13) as f32 - 6.0) * 0.01)
+        .collect();
     let mut c_ours = vec![0.0f32; shape.m * shape.n];
     let mut c_theirs = vec![0.0f32; shape.m * shape.n];
     let epilogue = Epilogue::default();

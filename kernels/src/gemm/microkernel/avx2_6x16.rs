@@ -32,9 +32,18 @@ fn compute(k: usize, a: &[f32], b: &[f32], tile: &mut [f32]) {
 /// # Safety
 /// See [`super::ComputeInto`].
 unsafe fn compute_into(k: usize, a: &[f32], b: &[f32], out: &DirectStore) {
-    assert!(a.len() >= k * MR && b.len() >= k * NR, "microkernel operands too short");
-    assert!(out.rows <= MR && out.cols <= NR, "tile corner larger than the tile");
-    assert!(crate::arch::Isa::Avx2.is_available(), "the AVX2 microkernel needs AVX2 and FMA");
+    assert!(
+        a.len() >= k * MR && b.len() >= k * NR,
+        "microkernel operands too short"
+    );
+    assert!(
+        out.rows <= MR && out.cols <= NR,
+        "tile corner larger than the tile"
+    );
+    assert!(
+        crate::arch::Isa::Avx2.is_available(),
+        "the AVX2 microkernel needs AVX2 and FMA"
+    );
     // SAFETY: AVX2 and FMA checked; panel lengths checked; C rows per the caller.
     unsafe { kernel_into(k, a.as_ptr(), b.as_ptr(), out) }
 }
