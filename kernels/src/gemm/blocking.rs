@@ -31,6 +31,21 @@ impl Blocking {
         let nc = (caches.l3_or_default() / 4 / (kc * F32)).clamp(nr, 4080) / nr * nr;
         Blocking { kc, mc, nc }
     }
+
+    /// The same number of blocks over an `m × n × k` problem, but of equal sizes (whole
+    /// tiles), so that no block is a thin remainder: k = 288 runs as 2 × 144 rather
+    /// than 256 + 32, which would store and reload every C tile for 32 steps.
+    pub fn balanced(self, (m, mr): (usize, usize), (n, nr): (usize, usize), k: usize) -> Self {
+        let even = |len: usize, block: usize, unit: usize| {
+            let blocks = len.div_ceil(block).max(1);
+            len.div_ceil(blocks).div_ceil(unit).max(1) * unit
+        };
+        Blocking {
+            kc: even(k, self.kc, 4),
+            mc: even(m, self.mc, mr),
+            nc: even(n, self.nc, nr),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -52,6 +67,29 @@ mod tests {
             ..zen3
         };
         assert_eq!(Blocking::for_tile(6, 16, zen4).mc, 252);
+    }
+
+    #[test]
+    fn balanced_blocks_split_evenly_in_whole_tiles() {
+        let b = Blocking {
+            kc: 256,
+            mc: 252,
+            nc: 4080,
+        };
+        let even = b.balanced((300, 6), (100, 16), 288);
+        assert_eq!((even.kc, even.mc, even.nc), (144, 150, 112));
+        let small = b.balanced((1, 6), (1, 16), 1);
+        assert_eq!((small.kc, small.mc, small.nc), (4, 6, 16));
+        // Never more blocks than before.
+        let big = b.balanced((1000, 6), (9000, 16), 1000);
+        assert_eq!(
+            (
+                1000usize.div_ceil(big.mc),
+                9000usize.div_ceil(big.nc),
+                1000usize.div_ceil(big.kc)
+            ),
+            (4, 3, 4)
+        );
     }
 
     #[test]

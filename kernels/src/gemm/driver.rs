@@ -181,6 +181,7 @@ fn run_part(
     cols: Range<usize>,
 ) {
     let (mr, nr) = (kernel.mr, kernel.nr);
+    let blocking = blocking.balanced((rows.len(), mr), (cols.len(), nr), p.k);
     for jc in cols.clone().step_by(blocking.nc) {
         let nc = blocking.nc.min(cols.end - jc);
         for pc in (0..p.k).step_by(blocking.kc) {
