@@ -29,6 +29,8 @@ use std::ops::Range;
 /// The largest tile any microkernel computes (6 × 16).
 const MAX_TILE: usize = 96;
 
+const F32_BYTES: usize = std::mem::size_of::<f32>();
+
 /// One validated GEMM: op(A) is `m × k`, op(B) `k × n`, C `m × n`.
 pub(crate) struct Problem<'a> {
     pub m: usize,
@@ -182,6 +184,7 @@ fn run_part(
 ) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let blocking = blocking.balanced((rows.len(), mr), (cols.len(), nr), p.k);
+    let l2_half = CacheSizes::detect().l2_or_default() / 2;
     for jc in cols.clone().step_by(blocking.nc) {
         let nc = blocking.nc.min(cols.end - jc);
         for pc in (0..p.k).step_by(blocking.kc) {
@@ -199,10 +202,9 @@ fn run_part(
                     with_buffer(Buffer::PackA, packed_len(mc, kc, mr), |a_pack| {
                         pack_panels(p.a, (ic, mc), (pc, kc), mr, a_pack);
                         let mut tile = [0.0f32; MAX_TILE];
-                        for (jr, b_panel) in b_pack.chunks_exact(kc * nr).enumerate() {
-                            let j0 = jc + jr * nr;
-                            for (ir, a_panel) in a_pack.chunks_exact(kc * mr).enumerate() {
-                                let i0 = ic + ir * mr;
+                        let mut one_tile =
+                            |ir: usize, a_panel: &[f32], jr: usize, b_panel: &[f32]| {
+                                let (i0, j0) = (ic + ir * mr, jc + jr * nr);
                                 let pos = TilePos {
                                     i0,
                                     j0,
@@ -212,6 +214,25 @@ fn run_part(
                                 compute_and_store(
                                     p, kernel, kc, a_panel, b_panel, pos, step, &mut tile,
                                 );
+                            };
+                        let a_panels = a_pack.chunks_exact(kc * mr);
+                        let b_panels = b_pack.chunks_exact(kc * nr);
+                        if b_pack.len() * F32_BYTES <= l2_half {
+                            // The whole B block sits in L2 (shallow K): sweep C row panel by
+                            // row panel, so that stores run along a few rows (few pages,
+                            // long write streams) instead of hopping down every row.
+                            for (ir, a_panel) in a_panels.enumerate() {
+                                for (jr, b_panel) in b_panels.clone().enumerate() {
+                                    one_tile(ir, a_panel, jr, b_panel);
+                                }
+                            }
+                        } else {
+                            // BLIS order: the B micro-panel stays in L1 while the A
+                            // micro-panels stream past it from L2.
+                            for (jr, b_panel) in b_panels.enumerate() {
+                                for (ir, a_panel) in a_panels.clone().enumerate() {
+                                    one_tile(ir, a_panel, jr, b_panel);
+                                }
                             }
                         }
                     });

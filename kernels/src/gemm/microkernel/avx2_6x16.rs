@@ -1,6 +1,10 @@
 //! AVX2 + FMA microkernel, 6 × 16 tile: 12 ymm accumulators (6 rows × 2 halves of 8),
 //! 2 registers for the B row and 1 for the broadcast A value — 15 of the 16 ymm
 //! registers, enough independent FMA chains (12) to keep both FMA pipes busy.
+//!
+//! The accumulation is a macro expanded into each entry point, so the accumulators stay
+//! in registers from the first FMA to the store (a function returning them would spill
+//! all twelve to the stack, which costs as much as a shallow product itself).
 
 use super::{check_lengths, DirectStore, MicroKernel};
 
@@ -22,11 +26,7 @@ fn compute(k: usize, a: &[f32], b: &[f32], tile: &mut [f32]) {
     );
     // SAFETY: the CPU has AVX2 and FMA (checked above); `a` holds k·6 values, `b` k·16
     // and `tile` 96 (checked by `check_lengths`), which is all `kernel` reads and writes.
-    let rows = unsafe { kernel(k, a.as_ptr(), b.as_ptr(), tile.as_ptr()) };
-    for (out, (lo, hi)) in tile.chunks_exact_mut(NR).zip(rows) {
-        out[..8].copy_from_slice(&lo);
-        out[8..].copy_from_slice(&hi);
-    }
+    unsafe { kernel(k, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
 }
 
 /// # Safety
@@ -48,65 +48,148 @@ unsafe fn compute_into(k: usize, a: &[f32], b: &[f32], out: &DirectStore) {
     unsafe { kernel_into(k, a.as_ptr(), b.as_ptr(), out) }
 }
 
-/// One row of the tile: columns 0..8 and 8..16.
-type Row = ([f32; 8], [f32; 8]);
+/// Expands to the 6 × 16 product of the packed panels `$a` (k × 6) and `$b` (k × 16) as
+/// `[(lo, hi); 6]`: row i of the tile, columns 0..8 and 8..16. Must be expanded inside an
+/// `unsafe` AVX2+FMA function whose caller guarantees the panel lengths.
+#[cfg(target_arch = "x86_64")]
+macro_rules! accumulate {
+    ($k:expr, $a:expr, $b:expr) => {{
+        let (k, a, b): (usize, *const f32, *const f32) = ($k, $a, $b);
+        let mut c00 = _mm256_setzero_ps();
+        let mut c01 = _mm256_setzero_ps();
+        let mut c10 = _mm256_setzero_ps();
+        let mut c11 = _mm256_setzero_ps();
+        let mut c20 = _mm256_setzero_ps();
+        let mut c21 = _mm256_setzero_ps();
+        let mut c30 = _mm256_setzero_ps();
+        let mut c31 = _mm256_setzero_ps();
+        let mut c40 = _mm256_setzero_ps();
+        let mut c41 = _mm256_setzero_ps();
+        let mut c50 = _mm256_setzero_ps();
+        let mut c51 = _mm256_setzero_ps();
+        // One rank-1 update: row `p` of the B panel times column `p` of the A panel.
+        // SAFETY (every use): p < k, so a[6p..6p+6] and b[16p..16p+16] lie in the panels
+        // whose lengths the caller guarantees.
+        macro_rules! rank1 {
+            ($p:expr) => {{
+                let (a, b) = (a.add($p * MR), b.add($p * NR));
+                let b0 = _mm256_loadu_ps(b);
+                let b1 = _mm256_loadu_ps(b.add(8));
+                let a0 = _mm256_broadcast_ss(&*a);
+                c00 = _mm256_fmadd_ps(a0, b0, c00);
+                c01 = _mm256_fmadd_ps(a0, b1, c01);
+                let a1 = _mm256_broadcast_ss(&*a.add(1));
+                c10 = _mm256_fmadd_ps(a1, b0, c10);
+                c11 = _mm256_fmadd_ps(a1, b1, c11);
+                let a2 = _mm256_broadcast_ss(&*a.add(2));
+                c20 = _mm256_fmadd_ps(a2, b0, c20);
+                c21 = _mm256_fmadd_ps(a2, b1, c21);
+                let a3 = _mm256_broadcast_ss(&*a.add(3));
+                c30 = _mm256_fmadd_ps(a3, b0, c30);
+                c31 = _mm256_fmadd_ps(a3, b1, c31);
+                let a4 = _mm256_broadcast_ss(&*a.add(4));
+                c40 = _mm256_fmadd_ps(a4, b0, c40);
+                c41 = _mm256_fmadd_ps(a4, b1, c41);
+                let a5 = _mm256_broadcast_ss(&*a.add(5));
+                c50 = _mm256_fmadd_ps(a5, b0, c50);
+                c51 = _mm256_fmadd_ps(a5, b1, c51);
+            }};
+        }
+        // Four updates per trip: a quarter of the loop overhead, and a prefetch of the A
+        // panel (streamed from L2) 16 steps ahead.
+        let unrolled = k / 4;
+        for q in 0..unrolled {
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add((4 * q + 16) * MR) as *const i8);
+            rank1!(4 * q);
+            rank1!(4 * q + 1);
+            rank1!(4 * q + 2);
+            rank1!(4 * q + 3);
+        }
+        for p in 4 * unrolled..k {
+            rank1!(p);
+        }
+        [
+            (c00, c01),
+            (c10, c11),
+            (c20, c21),
+            (c30, c31),
+            (c40, c41),
+            (c50, c51),
+        ]
+    }};
+}
 
+/// Writes the product into a 6 × 16 row-major tile buffer.
+///
 /// # Safety
-/// AVX2 and FMA available; `a` readable for `k * 6` floats, `b` for `k * 16`.
-/// `prefetch` is only a hint: the 6 rows at stride 16 from it are fetched toward L1 while
-/// the loop runs (any address is allowed).
+/// AVX2 and FMA available; `a` readable for `k * 6` floats, `b` for `k * 16`, `tile`
+/// writable for 96.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel(k: usize, a: *const f32, b: *const f32, prefetch: *const f32) -> [Row; MR] {
-    let acc = accumulate(k, a, b, prefetch, NR);
-    acc.map(|(lo, hi)| (to_array(lo), to_array(hi)))
+unsafe fn kernel(k: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+    use std::arch::x86_64::*;
+    let rows = accumulate!(k, a, b);
+    for (i, (lo, hi)) in rows.into_iter().enumerate() {
+        // SAFETY: row i of the 96-float tile.
+        unsafe {
+            _mm256_storeu_ps(tile.add(i * NR), lo);
+            _mm256_storeu_ps(tile.add(i * NR + 8), hi);
+        }
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn to_array(v: std::arch::x86_64::__m256) -> [f32; 8] {
-    // SAFETY: __m256 and [f32; 8] have the same size, and every bit pattern is a valid f32.
-    unsafe { std::mem::transmute(v) }
-}
-
+/// Merges the product into C: C ← relu?(alpha·AB + beta·C + bias), whole rows with plain
+/// loads and stores, a partial last column block with masked ones.
+///
 /// # Safety
-/// AVX2 and FMA available; panels as in [`kernel`]; C rows as in [`super::ComputeInto`].
+/// AVX2 and FMA available; panels as in [`kernel`]; C and biases as in
+/// [`super::ComputeInto`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_into(k: usize, a: *const f32, b: *const f32, out: &DirectStore) {
     use std::arch::x86_64::*;
-    let acc = accumulate(k, a, b, out.c, out.row_stride);
+    // Ask for the C tile now, so that it is on its way while the product is computed.
+    for i in 0..out.rows {
+        let row = out.c.wrapping_add(i * out.row_stride) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(60));
+    }
+    let rows = accumulate!(k, a, b);
+
     let alpha = _mm256_set1_ps(out.alpha);
     let beta = _mm256_set1_ps(out.beta);
     let zero = _mm256_setzero_ps();
     // Lane masks for a partial last column block: lane j is live when j < cols.
-    let lanes_lo = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let lanes_hi = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
     let cols = _mm256_set1_epi32(out.cols as i32);
-    let mask_lo = _mm256_cmpgt_epi32(cols, lanes_lo);
-    let mask_hi = _mm256_cmpgt_epi32(cols, lanes_hi);
+    let mask_lo = _mm256_cmpgt_epi32(cols, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    let mask_hi = _mm256_cmpgt_epi32(cols, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));
     let whole = out.cols == NR;
-    // SAFETY (loads and stores below): `whole` rows hold NR floats; otherwise the masks
-    // touch only the first `cols` of them, which the caller guarantees.
-    let load = |p: *const f32, mask: __m256i, hi: bool| unsafe {
-        match (whole, hi) {
-            (true, false) => _mm256_loadu_ps(p),
-            (true, true) => _mm256_loadu_ps(p.add(8)),
-            (false, false) => _mm256_maskload_ps(p, mask),
-            (false, true) => _mm256_maskload_ps(p.wrapping_add(8), mask),
+    // SAFETY (all loads and stores below): a whole row holds NR floats; otherwise the
+    // masks touch only the first `cols` of them, which the caller guarantees.
+    let load = |p: *const f32| unsafe {
+        if whole {
+            (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+        } else {
+            (
+                _mm256_maskload_ps(p, mask_lo),
+                _mm256_maskload_ps(p.wrapping_add(8), mask_hi),
+            )
         }
     };
     let (bias_lo, bias_hi) = match out.col_bias {
-        Some(bias) => (load(bias, mask_lo, false), load(bias, mask_hi, true)),
+        Some(bias) => load(bias),
         None => (zero, zero),
     };
-    for (i, (lo, hi)) in acc.into_iter().take(out.rows).enumerate() {
+    // One row of the tile, written out for each row so that the accumulators never
+    // leave their registers.
+    let store_row = |i: usize, lo: __m256, hi: __m256| {
         let row = out.c.wrapping_add(i * out.row_stride);
         let mut lo = _mm256_mul_ps(lo, alpha);
         let mut hi = _mm256_mul_ps(hi, alpha);
         if out.beta != 0.0 {
-            lo = _mm256_fmadd_ps(load(row, mask_lo, false), beta, lo);
-            hi = _mm256_fmadd_ps(load(row, mask_hi, true), beta, hi);
+            let (c_lo, c_hi) = load(row);
+            lo = _mm256_fmadd_ps(c_lo, beta, lo);
+            hi = _mm256_fmadd_ps(c_hi, beta, hi);
         }
         if let Some(bias) = out.row_bias {
             // SAFETY: a row bias holds one value per live row.
@@ -130,97 +213,32 @@ unsafe fn kernel_into(k: usize, a: *const f32, b: *const f32, out: &DirectStore)
                 _mm256_maskstore_ps(row.wrapping_add(8), mask_hi, hi);
             }
         }
+    };
+    let [(c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51)] = rows;
+    let live = out.rows;
+    if live > 0 {
+        store_row(0, c00, c01);
     }
-}
-
-/// The 6 × 16 product of the panels, as 6 rows of two 8-lane halves.
-///
-/// # Safety
-/// AVX2 and FMA available; `a` readable for `k * 6` floats, `b` for `k * 16`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn accumulate(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    prefetch: *const f32,
-    prefetch_stride: usize,
-) -> [(std::arch::x86_64::__m256, std::arch::x86_64::__m256); MR] {
-    use std::arch::x86_64::*;
-    // Ask for the C tile now so that it is in L1 when the store needs it.
-    for i in 0..MR {
-        let row = prefetch.wrapping_add(i * prefetch_stride) as *const i8;
-        _mm_prefetch::<_MM_HINT_T0>(row);
-        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(60));
+    if live > 1 {
+        store_row(1, c10, c11);
     }
-    // c{row}{half}: row `row` of the tile, columns 0..8 (half 0) or 8..16 (half 1).
-    let mut c00 = _mm256_setzero_ps();
-    let mut c01 = _mm256_setzero_ps();
-    let mut c10 = _mm256_setzero_ps();
-    let mut c11 = _mm256_setzero_ps();
-    let mut c20 = _mm256_setzero_ps();
-    let mut c21 = _mm256_setzero_ps();
-    let mut c30 = _mm256_setzero_ps();
-    let mut c31 = _mm256_setzero_ps();
-    let mut c40 = _mm256_setzero_ps();
-    let mut c41 = _mm256_setzero_ps();
-    let mut c50 = _mm256_setzero_ps();
-    let mut c51 = _mm256_setzero_ps();
-    // One rank-1 update: row `p` of the B panel times column `p` of the A panel.
-    // SAFETY (every use): p < k, so a[6p..6p+6] and b[16p..16p+16] lie in the panels
-    // whose lengths the caller guarantees.
-    macro_rules! rank1 {
-        ($p:expr) => {{
-            let (a, b) = (a.add($p * MR), b.add($p * NR));
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
-            let a0 = _mm256_broadcast_ss(&*a);
-            c00 = _mm256_fmadd_ps(a0, b0, c00);
-            c01 = _mm256_fmadd_ps(a0, b1, c01);
-            let a1 = _mm256_broadcast_ss(&*a.add(1));
-            c10 = _mm256_fmadd_ps(a1, b0, c10);
-            c11 = _mm256_fmadd_ps(a1, b1, c11);
-            let a2 = _mm256_broadcast_ss(&*a.add(2));
-            c20 = _mm256_fmadd_ps(a2, b0, c20);
-            c21 = _mm256_fmadd_ps(a2, b1, c21);
-            let a3 = _mm256_broadcast_ss(&*a.add(3));
-            c30 = _mm256_fmadd_ps(a3, b0, c30);
-            c31 = _mm256_fmadd_ps(a3, b1, c31);
-            let a4 = _mm256_broadcast_ss(&*a.add(4));
-            c40 = _mm256_fmadd_ps(a4, b0, c40);
-            c41 = _mm256_fmadd_ps(a4, b1, c41);
-            let a5 = _mm256_broadcast_ss(&*a.add(5));
-            c50 = _mm256_fmadd_ps(a5, b0, c50);
-            c51 = _mm256_fmadd_ps(a5, b1, c51);
-        }};
+    if live > 2 {
+        store_row(2, c20, c21);
     }
-    // Four updates per trip: a quarter of the loop overhead, and a prefetch of the A
-    // panel (streamed from L2) 16 steps ahead.
-    let unrolled = k / 4;
-    for q in 0..unrolled {
-        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add((4 * q + 16) * MR) as *const i8);
-        rank1!(4 * q);
-        rank1!(4 * q + 1);
-        rank1!(4 * q + 2);
-        rank1!(4 * q + 3);
+    if live > 3 {
+        store_row(3, c30, c31);
     }
-    for p in 4 * unrolled..k {
-        rank1!(p);
+    if live > 4 {
+        store_row(4, c40, c41);
     }
-    [
-        (c00, c01),
-        (c10, c11),
-        (c20, c21),
-        (c30, c31),
-        (c40, c41),
-        (c50, c51),
-    ]
+    if live > 5 {
+        store_row(5, c50, c51);
+    }
 }
 
 /// Never called: the callers assert AVX2 first, which is false off x86_64.
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_k: usize, _a: *const f32, _b: *const f32, _prefetch: *const f32) -> [Row; MR] {
+unsafe fn kernel(_k: usize, _a: *const f32, _b: *const f32, _tile: *mut f32) {
     unreachable!("AVX2 is never available off x86_64")
 }
 
