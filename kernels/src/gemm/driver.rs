@@ -105,7 +105,7 @@ const MIN_MACS_PER_THREAD: usize = 1 << 20;
 fn run_blocked(p: &Problem<'_>, kernel: MicroKernel, blocking: Blocking, par: Parallelism) {
     let macs = p.m.saturating_mul(p.n).saturating_mul(p.k);
     let threads = par.threads().min((macs / MIN_MACS_PER_THREAD).max(1));
-    let grid = Grid::for_threads(threads, p.m.div_ceil(kernel.mr), p.n.div_ceil(kernel.nr));
+    let grid = Grid::for_threads(threads, (p.m, kernel.mr), (p.n, kernel.nr));
     let par = if grid.parts() == 1 {
         Parallelism::Sequential
     } else {
@@ -126,22 +126,28 @@ struct Grid {
 }
 
 impl Grid {
-    /// The split of an `m_tiles × n_tiles` C into `threads` parts whose largest part
-    /// holds the fewest tiles (ties: more row parts, which keeps B panels long).
-    fn for_threads(threads: usize, m_tiles: usize, n_tiles: usize) -> Grid {
+    /// The split of an `m × n` C (tiles `mr × nr`) into `threads` parts that minimizes
+    /// the largest part's work: its multiply-adds (rows·cols, at ~16 per cycle) plus its
+    /// packing (each part packs its own A rows and B columns, ~1 value per cycle).
+    /// Splitting along the long side keeps the duplicated packing small.
+    fn for_threads(threads: usize, (m, mr): (usize, usize), (n, nr): (usize, usize)) -> Grid {
+        const MACS_PER_PACKED_VALUE: usize = 16;
+        let (m_tiles, n_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
         let mut best = Grid {
             row_parts: 1,
             col_parts: 1,
         };
-        let mut best_load = usize::MAX;
+        let mut best_cost = usize::MAX;
         for row_parts in (1..=threads).filter(|r| threads.is_multiple_of(*r)) {
             let col_parts = threads / row_parts;
             if row_parts > m_tiles.max(1) || col_parts > n_tiles.max(1) {
                 continue;
             }
-            let load = m_tiles.div_ceil(row_parts) * n_tiles.div_ceil(col_parts);
-            if load <= best_load {
-                best_load = load;
+            let rows = m_tiles.div_ceil(row_parts) * mr;
+            let cols = n_tiles.div_ceil(col_parts) * nr;
+            let cost = rows * cols + MACS_PER_PACKED_VALUE * (rows + cols);
+            if cost < best_cost {
+                best_cost = cost;
                 best = Grid {
                     row_parts,
                     col_parts,
@@ -244,7 +250,7 @@ fn run_part(
 
 /// Computes one tile and merges it into C: straight from the registers when C's rows are
 /// contiguous (where the ISA can), through the tile buffer otherwise.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the tile's whole context, passed once per tile
 fn compute_and_store(
     p: &Problem<'_>,
     kernel: MicroKernel,
@@ -289,5 +295,25 @@ fn compute_and_store(
             // covers these rows and columns.
             unsafe { store_tile(p.c, pos, tile, kernel.nr, step) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grid;
+
+    fn split(threads: usize, m: usize, n: usize) -> (usize, usize) {
+        let g = Grid::for_threads(threads, (m, 6), (n, 16));
+        (g.row_parts, g.col_parts)
+    }
+
+    #[test]
+    fn threads_split_the_long_side() {
+        assert_eq!(split(2, 3136, 128), (2, 1));
+        assert_eq!(split(2, 64, 7744), (1, 2));
+        assert_eq!(split(16, 2048, 2048), (4, 4));
+        assert_eq!(split(4, 6, 10_000), (1, 4));
+        // Never more parts along a side than it has tiles.
+        assert_eq!(split(3, 5, 16), (1, 1));
     }
 }
