@@ -19,6 +19,7 @@ pub mod parallel;
 pub mod pool;
 pub mod probe;
 pub mod reference;
+mod workspace;
 
 pub use arch::Isa;
 pub use error::{KernelError, Result};

@@ -51,6 +51,28 @@ pub(crate) fn for_each_index(par: Parallelism, count: usize, f: impl Fn(usize) +
     }
 }
 
+/// Runs `f(i, chunk)` for the consecutive `chunk_len`-sized chunks of `data` (the last
+/// may be shorter), spread over the threads of `par`.
+pub(crate) fn for_each_chunk_mut<T: Send>(
+    par: Parallelism,
+    data: &mut [T],
+    chunk_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    let chunk_len = chunk_len.max(1);
+    match par.threads() {
+        1 => data
+            .chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c)),
+        n => pool(n).install(|| {
+            data.par_chunks_mut(chunk_len)
+                .enumerate()
+                .for_each(|(i, c)| f(i, c))
+        }),
+    }
+}
+
 /// The pool of `threads` threads, built once.
 fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
     static POOLS: OnceLock<Mutex<Vec<Arc<rayon::ThreadPool>>>> = OnceLock::new();
@@ -92,6 +114,9 @@ mod tests {
                 hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
                 "{par:?}"
             );
+            let mut data = vec![0usize; 23];
+            for_each_chunk_mut(par, &mut data, 5, |i, chunk| chunk.fill(i));
+            assert_eq!(data[22], 4);
         }
     }
 

@@ -20,10 +20,10 @@ use super::epilogue::{Bias, Epilogue};
 use super::microkernel::{self, DirectStore, MicroKernel};
 use super::pack::{pack_panels, packed_len, StridedMatrix};
 use super::store::{activate_tile, store_tile, COut, StoreStep, TilePos};
-use super::workspace::{with_buffer, Buffer};
 use crate::arch::{CacheSizes, Isa};
 use crate::eltwise::Activation;
 use crate::parallel::{for_each_index, Parallelism};
+use crate::workspace::{with_buffer, Buffer};
 use std::ops::Range;
 
 /// The largest tile any microkernel computes (6 × 16).

@@ -11,7 +11,6 @@ mod epilogue;
 mod microkernel;
 mod pack;
 mod store;
-mod workspace;
 
 pub use desc::{GemmDesc, MatrixLayout, Transpose};
 pub use epilogue::{Bias, Epilogue};

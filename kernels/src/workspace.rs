@@ -1,7 +1,7 @@
-//! Reusable, 64-byte-aligned packing buffers, one set per thread.
+//! Reusable, 64-byte-aligned scratch buffers, one set per thread.
 //!
-//! After the first call of a given size a thread packs into the same memory again, so
-//! GEMM allocates nothing in steady state.
+//! After the first call of a given size a thread works in the same memory again, so
+//! kernels allocate nothing in steady state.
 
 use std::cell::RefCell;
 
@@ -29,13 +29,22 @@ impl AlignedBuffer {
 thread_local! {
     static PACK_A: RefCell<AlignedBuffer> = RefCell::default();
     static PACK_B: RefCell<AlignedBuffer> = RefCell::default();
+    static COLUMNS: RefCell<AlignedBuffer> = RefCell::default();
+    static WEIGHTS: RefCell<AlignedBuffer> = RefCell::default();
 }
 
-/// Which per-thread buffer to use: A and B blocks are live at the same time.
+/// Which per-thread buffer to use: buffers of different kinds are live at the same time
+/// (a convolution's column buffer while GEMM packs its A and B blocks).
 #[derive(Clone, Copy)]
 pub(crate) enum Buffer {
+    /// GEMM's packed A block.
     PackA,
+    /// GEMM's packed B block.
     PackB,
+    /// A convolution's im2col column matrix.
+    Columns,
+    /// Convolution weights in another order (NHWC kernels).
+    Weights,
 }
 
 /// Runs `f` with this thread's buffer of kind `which`, holding at least `len` floats.
@@ -46,6 +55,8 @@ pub(crate) fn with_buffer<R>(which: Buffer, len: usize, f: impl FnOnce(&mut [f32
     let key = match which {
         Buffer::PackA => &PACK_A,
         Buffer::PackB => &PACK_B,
+        Buffer::Columns => &COLUMNS,
+        Buffer::Weights => &WEIGHTS,
     };
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) => f(buffer.slice(len)),

@@ -1,0 +1,263 @@
+//! The im2col + GEMM convolution against the reference, on every ISA path: random
+//! descriptors (odd sizes, stride, padding, dilation, groups, 1×1), both layouts,
+//! several thread counts; bitwise determinism across threads; bad calls are errors.
+
+use axonal_kernels::conv::{
+    conv2d_backward_data_on, conv2d_backward_weights_on, conv2d_forward_on, Conv2dDesc,
+    ConvEpilogue,
+};
+use axonal_kernels::eltwise::Activation;
+use axonal_kernels::reference;
+use axonal_kernels::{Isa, KernelError, Layout, Parallelism};
+use proptest::prelude::*;
+
+/// A deterministic stream of values in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// Random valid descriptors: small images, kernels up to 4, stride up to 3, padding up
+/// to the kernel, dilation up to 2, groups dividing both channel counts.
+fn descriptor() -> impl Strategy<Value = Conv2dDesc> {
+    (
+        0usize..4,
+        (1usize..4, 1usize..4, 1usize..4),
+        (1usize..10, 1usize..10),
+        (1usize..5, 1usize..5),
+        (1usize..4, 1usize..4),
+        (0usize..4, 0usize..4),
+        (1usize..3, 1usize..3),
+        prop_oneof![Just(Layout::Nchw), Just(Layout::Nhwc)],
+    )
+        .prop_filter_map(
+            "the dilated kernel must fit in the padded input",
+            |(batch, (groups, cpg, kpg), (h, w), (r, s), (sh, sw), (ph, pw), (dh, dw), layout)| {
+                let desc = Conv2dDesc::new(batch, groups * cpg, [h, w], groups * kpg, [r, s])
+                    .stride([sh, sw])
+                    .padding([ph.min(r), pw.min(s)])
+                    .dilation([dh, dw])
+                    .groups(groups)
+                    .layout(layout);
+                desc.validate().ok().map(|_| desc)
+            },
+        )
+}
+
+/// Rounding bound of an f32 sum of `terms` products whose magnitudes add up to `scale`.
+fn bound(terms: usize, scale: f32) -> f32 {
+    4.0 * (terms as f32 + 3.0) * f32::EPSILON * scale + 1e-6
+}
+
+fn assert_within(
+    what: &str,
+    got: &[f32],
+    want: &[f32],
+    scale: &[f32],
+    terms: usize,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(got.len(), want.len());
+    for i in 0..got.len() {
+        let tol = bound(terms, scale[i]);
+        prop_assert!(
+            (got[i] - want[i]).abs() <= tol,
+            "{}: [{}] got {}, want {}, tolerance {}",
+            what,
+            i,
+            got[i],
+            want[i],
+            tol
+        );
+    }
+    Ok(())
+}
+
+fn check(desc: &Conv2dDesc, isa: Isa, par: Parallelism, seed: u64) -> Result<(), TestCaseError> {
+    let [oh, ow] = desc.output_hw().unwrap();
+    let x_len = desc.batch * desc.in_channels * desc.input[0] * desc.input[1];
+    let y_len = desc.batch * desc.out_channels * oh * ow;
+    let x = values(x_len, seed);
+    let w = values(desc.weight_len(), seed ^ 1);
+    let bias = values(desc.out_channels, seed ^ 2);
+    let dy = values(y_len, seed ^ 3);
+    let taps = desc.kernel[0] * desc.kernel[1];
+    let what = format!("{isa} {par:?} {desc:?}");
+
+    // Forward, with bias and ReLU fused; the reference adds the bias and applies ReLU.
+    let mut want = vec![0.0; y_len];
+    reference::conv2d_forward(desc, &x, &w, Some(&bias), &mut want).unwrap();
+    let mut scale = vec![0.0; y_len];
+    reference::conv2d_forward(desc, &abs(&x), &abs(&w), Some(&abs(&bias)), &mut scale).unwrap();
+    want.iter_mut().for_each(|v| *v = v.max(0.0));
+    let mut y = vec![f32::NAN; y_len];
+    let epilogue = ConvEpilogue {
+        bias: Some(&bias),
+        activation: Activation::Relu,
+    };
+    conv2d_forward_on(isa, desc, &x, &w, epilogue, &mut y, par).unwrap();
+    assert_within(
+        &format!("{what}: y"),
+        &y,
+        &want,
+        &scale,
+        desc.channels_per_group() * taps,
+    )?;
+
+    // Backward-data.
+    let mut want = vec![0.0; x_len];
+    reference::conv2d_backward_data(desc, &dy, &w, &mut want).unwrap();
+    let mut scale = vec![0.0; x_len];
+    reference::conv2d_backward_data(desc, &abs(&dy), &abs(&w), &mut scale).unwrap();
+    let mut dx = vec![f32::NAN; x_len];
+    conv2d_backward_data_on(isa, desc, &dy, &w, &mut dx, par).unwrap();
+    assert_within(
+        &format!("{what}: dx"),
+        &dx,
+        &want,
+        &scale,
+        desc.out_channels_per_group() * taps,
+    )?;
+
+    // Backward-weights and bias.
+    let mut want_dw = vec![0.0; w.len()];
+    let mut want_db = vec![0.0; desc.out_channels];
+    reference::conv2d_backward_weights(desc, &x, &dy, &mut want_dw, Some(&mut want_db)).unwrap();
+    let mut scale_dw = vec![0.0; w.len()];
+    let mut scale_db = vec![0.0; desc.out_channels];
+    reference::conv2d_backward_weights(
+        desc,
+        &abs(&x),
+        &abs(&dy),
+        &mut scale_dw,
+        Some(&mut scale_db),
+    )
+    .unwrap();
+    let mut dw = vec![f32::NAN; w.len()];
+    let mut db = vec![f32::NAN; desc.out_channels];
+    conv2d_backward_weights_on(isa, desc, &x, &dy, &mut dw, Some(&mut db), par).unwrap();
+    let terms = desc.batch * oh * ow;
+    assert_within(&format!("{what}: dw"), &dw, &want_dw, &scale_dw, terms)?;
+    assert_within(&format!("{what}: db"), &db, &want_db, &scale_db, terms)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_isa_matches_the_reference(desc in descriptor(), seed in any::<u64>()) {
+        for isa in Isa::available() {
+            check(&desc, isa, Parallelism::Sequential, seed)?;
+        }
+    }
+
+    #[test]
+    fn threads_match_the_reference(desc in descriptor(), seed in any::<u64>()) {
+        check(&desc, Isa::detected(), Parallelism::Threads(3), seed)?;
+    }
+}
+
+/// Every output of every pass, as bits.
+fn all_passes(desc: &Conv2dDesc, par: Parallelism) -> Vec<u32> {
+    let [oh, ow] = desc.output_hw().unwrap();
+    let x = values(
+        desc.batch * desc.in_channels * desc.input[0] * desc.input[1],
+        5,
+    );
+    let w = values(desc.weight_len(), 6);
+    let dy = values(desc.batch * desc.out_channels * oh * ow, 7);
+    let isa = Isa::detected();
+    let mut y = vec![0.0; dy.len()];
+    conv2d_forward_on(isa, desc, &x, &w, ConvEpilogue::default(), &mut y, par).unwrap();
+    let mut dx = vec![0.0; x.len()];
+    conv2d_backward_data_on(isa, desc, &dy, &w, &mut dx, par).unwrap();
+    let mut dw = vec![0.0; w.len()];
+    let mut db = vec![0.0; desc.out_channels];
+    conv2d_backward_weights_on(isa, desc, &x, &dy, &mut dw, Some(&mut db), par).unwrap();
+    [y, dx, dw, db]
+        .concat()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+#[test]
+fn results_are_bitwise_identical_for_1_2_and_3_threads() {
+    let cases = [
+        // Many images: threads take images.
+        Conv2dDesc::new(5, 8, [13, 13], 16, [3, 3]),
+        // One image: threads split the GEMMs.
+        Conv2dDesc::new(1, 32, [13, 13], 64, [3, 3]).padding([1, 1]),
+        Conv2dDesc::new(3, 16, [9, 9], 24, [1, 1]).layout(Layout::Nhwc),
+        Conv2dDesc::new(4, 8, [10, 10], 8, [3, 3])
+            .groups(8)
+            .stride([2, 2])
+            .padding([1, 1]),
+    ];
+    for desc in cases {
+        let one = all_passes(&desc, Parallelism::Sequential);
+        for threads in [1, 2, 3] {
+            assert!(
+                one == all_passes(&desc, Parallelism::Threads(threads)),
+                "{desc:?} with {threads} threads"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_calls_are_errors_not_panics() {
+    let desc = Conv2dDesc::new(2, 3, [5, 5], 4, [3, 3]);
+    let (x, w) = (vec![0.0; 2 * 3 * 25], vec![0.0; 4 * 3 * 9]);
+    let mut y = vec![0.0; 2 * 4 * 9];
+    let isa = Isa::detected();
+    let seq = Parallelism::Sequential;
+    let plain = ConvEpilogue::default();
+    assert!(matches!(
+        conv2d_forward_on(isa, &desc, &x[1..], &w, plain, &mut y, seq),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+    assert!(conv2d_forward_on(isa, &desc, &x, &w[1..], plain, &mut y, seq).is_err());
+    assert!(conv2d_forward_on(isa, &desc, &x, &w, plain, &mut y[1..], seq).is_err());
+    let short_bias = [0.0; 3];
+    let bad_bias = ConvEpilogue {
+        bias: Some(&short_bias),
+        ..plain
+    };
+    assert!(conv2d_forward_on(isa, &desc, &x, &w, bad_bias, &mut y, seq).is_err());
+    assert!(conv2d_forward_on(isa, &desc.stride([0, 1]), &x, &w, plain, &mut y, seq).is_err());
+    assert!(conv2d_forward_on(isa, &desc.groups(2), &x, &w, plain, &mut y, seq).is_err());
+    assert!(conv2d_forward_on(isa, &desc, &x, &w, plain, &mut y, Parallelism::Threads(0)).is_err());
+    let mut dx = vec![0.0; x.len()];
+    assert!(conv2d_backward_data_on(isa, &desc, &y[1..], &w, &mut dx, seq).is_err());
+    let mut dw = vec![0.0; w.len()];
+    let mut short_db = vec![0.0; 3];
+    assert!(
+        conv2d_backward_weights_on(isa, &desc, &x, &y, &mut dw, Some(&mut short_db), seq).is_err()
+    );
+    assert!(Conv2dDesc::new(1, 1, [2, 2], 1, [3, 3])
+        .workspace_len()
+        .is_err());
+    assert_eq!(
+        Conv2dDesc::new(1, 4, [5, 5], 2, [1, 1])
+            .workspace_len()
+            .unwrap(),
+        0
+    );
+    assert_eq!(desc.workspace_len().unwrap(), 3 * 9 * 9);
+}
