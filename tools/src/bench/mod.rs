@@ -1,5 +1,6 @@
 //! `axonal bench`: kernel benchmarks against peers, as tables or JSON.
 
+mod conv;
 mod gemm;
 
 use clap::{Args, Subcommand};
@@ -14,10 +15,13 @@ pub struct BenchArgs {
 enum Which {
     /// SGEMM: axonal against matrixmultiply on square and CNN shapes.
     Gemm(gemm::GemmArgs),
+    /// conv2d forward, backward-data and backward-weights on the default CNN layers.
+    Conv(conv::ConvArgs),
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     match &args.which {
         Which::Gemm(a) => gemm::run(a),
+        Which::Conv(a) => conv::run(a),
     }
 }
