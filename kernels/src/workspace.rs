@@ -31,6 +31,7 @@ thread_local! {
     static PACK_B: RefCell<AlignedBuffer> = RefCell::default();
     static COLUMNS: RefCell<AlignedBuffer> = RefCell::default();
     static WEIGHTS: RefCell<AlignedBuffer> = RefCell::default();
+    static STAGING: RefCell<AlignedBuffer> = RefCell::default();
 }
 
 /// Which per-thread buffer to use: buffers of different kinds are live at the same time
@@ -45,6 +46,8 @@ pub(crate) enum Buffer {
     Columns,
     /// Convolution weights in another order (NHWC kernels).
     Weights,
+    /// A convolution's output or gradient regrouped for a batched GEMM.
+    Staging,
 }
 
 /// Runs `f` with this thread's buffer of kind `which`, holding at least `len` floats.
@@ -57,6 +60,7 @@ pub(crate) fn with_buffer<R>(which: Buffer, len: usize, f: impl FnOnce(&mut [f32
         Buffer::PackB => &PACK_B,
         Buffer::Columns => &COLUMNS,
         Buffer::Weights => &WEIGHTS,
+        Buffer::Staging => &STAGING,
     };
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) => f(buffer.slice(len)),

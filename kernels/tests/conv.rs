@@ -32,7 +32,8 @@ fn abs(v: &[f32]) -> Vec<f32> {
 /// to the kernel, dilation up to 2, groups dividing both channel counts.
 fn descriptor() -> impl Strategy<Value = Conv2dDesc> {
     (
-        0usize..4,
+        // Small batches, and ones that split into several chunks of images.
+        prop_oneof![0usize..4, Just(9), Just(17)],
         (1usize..4, 1usize..4, 1usize..4),
         (1usize..10, 1usize..10),
         (1usize..5, 1usize..5),
@@ -199,8 +200,9 @@ fn all_passes(desc: &Conv2dDesc, par: Parallelism) -> Vec<u32> {
 #[test]
 fn results_are_bitwise_identical_for_1_2_and_3_threads() {
     let cases = [
-        // Many images: threads take images.
-        Conv2dDesc::new(5, 8, [13, 13], 16, [3, 3]),
+        // Many chunks of images: threads take chunks.
+        Conv2dDesc::new(9, 8, [24, 24], 16, [3, 3]),
+        Conv2dDesc::new(7, 8, [20, 20], 8, [3, 3]).layout(Layout::Nhwc),
         // One image: threads split the GEMMs.
         Conv2dDesc::new(1, 32, [13, 13], 64, [3, 3]).padding([1, 1]),
         Conv2dDesc::new(3, 16, [9, 9], 24, [1, 1]).layout(Layout::Nhwc),
@@ -259,5 +261,7 @@ fn bad_calls_are_errors_not_panics() {
             .unwrap(),
         0
     );
-    assert_eq!(desc.workspace_len().unwrap(), 3 * 9 * 9);
+    // Both images in one chunk: their column matrices (27 rows × 9 pixels each), plus
+    // the output regrouped for one GEMM (4 channels × 9 pixels each).
+    assert_eq!(desc.workspace_len().unwrap(), 2 * 27 * 9 + 2 * 4 * 9);
 }

@@ -1,7 +1,8 @@
-//! Backward-data: the gradient of the input, `dX = col2im(Wᵀ · dY)` per image and group.
+//! Backward-data: the gradient of the input, `dX = col2im(Wᵀ · dY)` per chunk of images
+//! and group.
 
-use super::im2col::{col2im_nchw, col2im_nhwc, oihw_to_ohwi};
-use super::{Conv2dDesc, Plan};
+use super::im2col::{col2im_nchw, col2im_nhwc, oihw_to_ohwi, ColumnBlock};
+use super::{gather_nchw_rows, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::error::Result;
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
@@ -37,46 +38,51 @@ pub fn conv2d_backward_data_on(
     if dx.is_empty() {
         return Ok(());
     }
-    let (image_par, gemm_par) = plan.split(par);
+    let (chunk_par, gemm_par) = plan.split(par);
+    let b = plan.images_per_chunk;
+    let dy_chunk =
+        |i: usize, images: usize| &dy[i * b * plan.output_len..][..images * plan.output_len];
     if plan.nchw() {
-        for_each_chunk_mut(image_par, dx, plan.input_len, |n, dx_image| {
-            let dy_image = &dy[n * plan.output_len..(n + 1) * plan.output_len];
-            backward_image_nchw(isa, &plan, dy_image, w, dx_image, gemm_par);
+        for_each_chunk_mut(chunk_par, dx, b * plan.input_len, |i, dx_chunk| {
+            let images = dx_chunk.len() / plan.input_len;
+            backward_chunk_nchw(isa, &plan, dy_chunk(i, images), w, dx_chunk, gemm_par);
         });
     } else {
         with_buffer(Buffer::Weights, w.len(), |ohwi| {
             oihw_to_ohwi(w, (desc.out_channels, plan.cg, plan.geometry.taps()), ohwi);
             let ohwi = &*ohwi;
-            for_each_chunk_mut(image_par, dx, plan.input_len, |n, dx_image| {
-                let dy_image = &dy[n * plan.output_len..(n + 1) * plan.output_len];
-                backward_image_nhwc(isa, &plan, dy_image, ohwi, dx_image, gemm_par);
+            for_each_chunk_mut(chunk_par, dx, b * plan.input_len, |i, dx_chunk| {
+                let images = dx_chunk.len() / plan.input_len;
+                backward_chunk_nhwc(isa, &plan, dy_chunk(i, images), ohwi, dx_chunk, gemm_par);
             });
         });
     }
     Ok(())
 }
 
-/// One NCHW image: per group, `dcol (cg·R·S × pixels) = W_gᵀ · dY_g`, then col2im.
-fn backward_image_nchw(
+/// A chunk of NCHW images: per group, `dcol (cg·R·S × images·pixels) = W_gᵀ · dY_g` with
+/// the images' gradients side by side, then col2im into each image.
+fn backward_chunk_nchw(
     isa: Isa,
     plan: &Plan,
-    dy_image: &[f32],
+    dy_chunk: &[f32],
     w: &[f32],
-    dx_image: &mut [f32],
+    dx_chunk: &mut [f32],
     par: Parallelism,
 ) {
     let g = &plan.geometry;
     let (pixels, taps) = (g.output_pixels(), plan.taps_per_group());
-    let in_pixels = g.input_pixels();
+    let images = dx_chunk.len() / plan.input_len;
+    let columns = images * pixels;
     let desc = GemmDesc {
         trans_a: Transpose::Yes,
         a: MatrixLayout::row_major(taps),
-        ..GemmDesc::row_major(taps, pixels, plan.kg)
+        ..GemmDesc::row_major(taps, columns, plan.kg)
     };
-    for (group, dx_group) in dx_image.chunks_exact_mut(plan.cg * in_pixels).enumerate() {
+    let group_len = plan.cg * g.input_pixels();
+    for group in 0..plan.desc.groups {
         let w_group = &w[group * plan.group_weight_len()..][..plan.group_weight_len()];
-        let dy_group = &dy_image[group * plan.kg * pixels..][..plan.kg * pixels];
-        let run = |out: &mut [f32]| {
+        let gemm = |dy_group: &[f32], out: &mut [f32]| {
             sgemm_on(
                 isa,
                 &desc,
@@ -88,47 +94,66 @@ fn backward_image_nchw(
             )
             .expect("shapes derived from a validated plan");
         };
-        if g.is_pointwise() {
-            run(dx_group);
-        } else {
-            with_buffer(Buffer::Columns, plan.col_len, |dcol| {
-                run(dcol);
-                dx_group.fill(0.0);
-                col2im_nchw(g, dcol, 0, plan.cg, dx_group);
-            });
+        let dy_rows = group * plan.kg * pixels..(group + 1) * plan.kg * pixels;
+        if images == 1 && g.is_pointwise() {
+            gemm(
+                &dy_chunk[dy_rows],
+                &mut dx_chunk[group * group_len..][..group_len],
+            );
+            continue;
         }
+        with_buffer(Buffer::Columns, taps * columns, |dcol| {
+            if images == 1 {
+                gemm(&dy_chunk[dy_rows], dcol);
+            } else {
+                with_buffer(Buffer::Staging, plan.kg * columns, |staged| {
+                    gather_nchw_rows(dy_chunk, plan.output_len, dy_rows, pixels, staged);
+                    gemm(staged, dcol);
+                });
+            }
+            for (j, dx_image) in dx_chunk.chunks_exact_mut(plan.input_len).enumerate() {
+                dx_image[group * group_len..][..group_len].fill(0.0);
+                let block = ColumnBlock {
+                    row_stride: columns,
+                    offset: j * pixels,
+                };
+                col2im_nchw(g, dcol, block, (group * plan.cg, plan.cg), dx_image);
+            }
+        });
     }
 }
 
-/// One NHWC image: per group, `dcol (pixels × R·S·cg) = dY[:, g] · W'_g`, then col2im.
-fn backward_image_nhwc(
+/// A chunk of NHWC images (one tall matrix of pixels): per group,
+/// `dcol (images·pixels × R·S·cg) = dY[:, g] · W'_g`, then col2im into each image.
+fn backward_chunk_nhwc(
     isa: Isa,
     plan: &Plan,
-    dy_image: &[f32],
+    dy_chunk: &[f32],
     ohwi: &[f32],
-    dx_image: &mut [f32],
+    dx_chunk: &mut [f32],
     par: Parallelism,
 ) {
     let g = &plan.geometry;
     let (pixels, taps) = (g.output_pixels(), plan.taps_per_group());
+    let rows = (dx_chunk.len() / plan.input_len) * pixels;
     let (channels, out_channels) = (plan.desc.in_channels, plan.desc.out_channels);
     let desc = GemmDesc {
         a: MatrixLayout::row_major(out_channels),
-        ..GemmDesc::row_major(pixels, taps, plan.kg)
+        ..GemmDesc::row_major(rows, taps, plan.kg)
     };
     if !g.is_pointwise() {
-        dx_image.fill(0.0);
+        dx_chunk.fill(0.0);
     }
     for group in 0..plan.desc.groups {
         let w_group = &ohwi[group * plan.group_weight_len()..][..plan.group_weight_len()];
-        let dy_group = &dy_image[group * plan.kg..];
+        let dy_group = &dy_chunk[group * plan.kg..];
         if g.is_pointwise() {
             // dX is pixels × channels: write this group's columns in place.
             let direct = GemmDesc {
                 c: MatrixLayout::row_major(channels),
                 ..desc
             };
-            let dx_group = &mut dx_image[group * plan.cg..];
+            let dx_group = &mut dx_chunk[group * plan.cg..];
             sgemm_on(
                 isa,
                 &direct,
@@ -139,20 +164,25 @@ fn backward_image_nhwc(
                 par,
             )
             .expect("shapes derived from a validated plan");
-        } else {
-            with_buffer(Buffer::Columns, plan.col_len, |dcol| {
-                sgemm_on(
-                    isa,
-                    &desc,
-                    dy_group,
-                    w_group,
-                    dcol,
-                    &Epilogue::default(),
-                    par,
-                )
-                .expect("shapes derived from a validated plan");
-                col2im_nhwc(g, dcol, (group * plan.cg, plan.cg, channels), dx_image);
-            });
+            continue;
         }
+        with_buffer(Buffer::Columns, rows * taps, |dcol| {
+            sgemm_on(
+                isa,
+                &desc,
+                dy_group,
+                w_group,
+                dcol,
+                &Epilogue::default(),
+                par,
+            )
+            .expect("shapes derived from a validated plan");
+            for (dx_image, dcol_rows) in dx_chunk
+                .chunks_exact_mut(plan.input_len)
+                .zip(dcol.chunks_exact_mut(pixels * taps))
+            {
+                col2im_nhwc(g, dcol_rows, (group * plan.cg, plan.cg, channels), dx_image);
+            }
+        });
     }
 }

@@ -1,11 +1,12 @@
-//! Backward-weights: `dW = Σₙ dYₙ · col(Xₙ)ᵀ` per group, and the bias gradient.
+//! Backward-weights: `dW = Σ dY · col(X)ᵀ` per group over chunks of images, and the bias
+//! gradient.
 //!
-//! The sum over the batch is a reduction, so it is never split among threads: images
-//! are added one after the other in batch order, each product threaded over the rows
-//! and columns of dW (output channels × taps).
+//! The sum over the batch is a reduction, so it is never split among threads: chunks are
+//! added one after the other in batch order (their size depends on the shapes only),
+//! each product threaded over the rows and columns of dW.
 
-use super::im2col::{im2col_nchw, im2col_nhwc, ohwi_to_oihw};
-use super::{Conv2dDesc, Plan};
+use super::im2col::{im2col_nchw, im2col_nhwc, ohwi_to_oihw, ColumnBlock};
+use super::{gather_nchw_rows, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::error::{check_exact, Result};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
@@ -44,7 +45,9 @@ pub fn conv2d_backward_weights_on(
     if let Some(db) = db {
         bias_gradient(&plan, dy, db, par);
     }
-    if plan.nchw() {
+    if desc.batch == 0 {
+        dw.fill(0.0);
+    } else if plan.nchw() {
         weights_nchw(isa, &plan, x, dy, dw, par);
     } else {
         with_buffer(Buffer::Weights, dw.len(), |ohwi| {
@@ -55,85 +58,98 @@ pub fn conv2d_backward_weights_on(
     Ok(())
 }
 
-/// NCHW: per group, `dW_g (kg × cg·R·S) += dY_g (kg × pixels) · col_gᵀ`, image by image.
+/// The images of each chunk, in batch order: (first image, images).
+fn chunks(plan: &Plan) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let b = plan.images_per_chunk;
+    (0..plan.desc.batch)
+        .step_by(b)
+        .map(move |n0| (n0, b.min(plan.desc.batch - n0)))
+}
+
+/// NCHW: per group, `dW_g (kg × cg·R·S) += dY_g (kg × images·pixels) · col_gᵀ`.
 fn weights_nchw(isa: Isa, plan: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32], par: Parallelism) {
     let g = &plan.geometry;
     let (pixels, taps) = (g.output_pixels(), plan.taps_per_group());
-    let desc = GemmDesc {
-        trans_b: Transpose::Yes,
-        b: MatrixLayout::row_major(pixels),
-        ..GemmDesc::row_major(plan.kg, taps, pixels)
-    };
-    if plan.desc.batch == 0 {
-        dw.fill(0.0);
-    }
-    for n in 0..plan.desc.batch {
-        let x_image = &x[n * plan.input_len..][..plan.input_len];
-        let dy_image = &dy[n * plan.output_len..][..plan.output_len];
-        let accumulate = Epilogue::default().beta(if n == 0 { 0.0 } else { 1.0 });
+    for (n0, images) in chunks(plan) {
+        let x_chunk = &x[n0 * plan.input_len..][..images * plan.input_len];
+        let dy_chunk = &dy[n0 * plan.output_len..][..images * plan.output_len];
+        let columns = images * pixels;
+        let desc = GemmDesc {
+            trans_b: Transpose::Yes,
+            b: MatrixLayout::row_major(columns),
+            ..GemmDesc::row_major(plan.kg, taps, columns)
+        };
+        let accumulate = Epilogue::default().beta(if n0 == 0 { 0.0 } else { 1.0 });
         for (group, dw_group) in dw.chunks_exact_mut(plan.group_weight_len()).enumerate() {
-            let dy_group = &dy_image[group * plan.kg * pixels..][..plan.kg * pixels];
-            let run = |col: &[f32], dw_group: &mut [f32]| {
+            let dy_rows = group * plan.kg * pixels..(group + 1) * plan.kg * pixels;
+            let gemm = |dy_group: &[f32], col: &[f32], dw_group: &mut [f32]| {
                 sgemm_on(isa, &desc, dy_group, col, dw_group, &accumulate, par)
                     .expect("shapes derived from a validated plan");
             };
-            if g.is_pointwise() {
-                run(
-                    &x_image[group * plan.cg * pixels..][..plan.cg * pixels],
-                    dw_group,
-                );
-            } else {
-                with_buffer(Buffer::Columns, plan.col_len, |col| {
-                    im2col_nchw(g, x_image, group * plan.cg, plan.cg, col);
-                    run(col, dw_group);
-                });
+            if images == 1 && g.is_pointwise() {
+                let x_group = &x_chunk[group * taps * pixels..][..taps * pixels];
+                gemm(&dy_chunk[dy_rows], x_group, dw_group);
+                continue;
             }
+            with_buffer(Buffer::Columns, taps * columns, |col| {
+                for (j, image) in x_chunk.chunks_exact(plan.input_len).enumerate() {
+                    let block = ColumnBlock {
+                        row_stride: columns,
+                        offset: j * pixels,
+                    };
+                    im2col_nchw(g, image, (group * plan.cg, plan.cg), col, block);
+                }
+                if images == 1 {
+                    gemm(&dy_chunk[dy_rows], col, dw_group);
+                } else {
+                    with_buffer(Buffer::Staging, plan.kg * columns, |staged| {
+                        gather_nchw_rows(dy_chunk, plan.output_len, dy_rows, pixels, staged);
+                        gemm(staged, col, dw_group);
+                    });
+                }
+            });
         }
     }
 }
 
-/// NHWC: per group, `dW'_g (kg × R·S·cg) += dY[:, g]ᵀ (kg × pixels) · col_g`, image by
-/// image, in OHWI order.
+/// NHWC: per group, `dW'_g (kg × R·S·cg) += dY[:, g]ᵀ (kg × images·pixels) · col_g`, in
+/// OHWI order.
 fn weights_nhwc(isa: Isa, plan: &Plan, x: &[f32], dy: &[f32], ohwi: &mut [f32], par: Parallelism) {
     let g = &plan.geometry;
     let (pixels, taps) = (g.output_pixels(), plan.taps_per_group());
     let (channels, out_channels) = (plan.desc.in_channels, plan.desc.out_channels);
-    let desc = GemmDesc {
-        trans_a: Transpose::Yes,
-        a: MatrixLayout::row_major(out_channels),
-        ..GemmDesc::row_major(plan.kg, taps, pixels)
-    };
-    if plan.desc.batch == 0 {
-        ohwi.fill(0.0);
-    }
-    for n in 0..plan.desc.batch {
-        let x_image = &x[n * plan.input_len..][..plan.input_len];
-        let dy_image = &dy[n * plan.output_len..][..plan.output_len];
-        let accumulate = Epilogue::default().beta(if n == 0 { 0.0 } else { 1.0 });
+    for (n0, images) in chunks(plan) {
+        let x_chunk = &x[n0 * plan.input_len..][..images * plan.input_len];
+        let dy_chunk = &dy[n0 * plan.output_len..][..images * plan.output_len];
+        let rows = images * pixels;
+        let desc = GemmDesc {
+            trans_a: Transpose::Yes,
+            a: MatrixLayout::row_major(out_channels),
+            ..GemmDesc::row_major(plan.kg, taps, rows)
+        };
+        let accumulate = Epilogue::default().beta(if n0 == 0 { 0.0 } else { 1.0 });
         for (group, dw_group) in ohwi.chunks_exact_mut(plan.group_weight_len()).enumerate() {
-            let dy_group = &dy_image[group * plan.kg..];
+            let dy_group = &dy_chunk[group * plan.kg..];
             if g.is_pointwise() {
                 let direct = GemmDesc {
                     b: MatrixLayout::row_major(channels),
                     ..desc
                 };
-                sgemm_on(
-                    isa,
-                    &direct,
-                    dy_group,
-                    &x_image[group * plan.cg..],
-                    dw_group,
-                    &accumulate,
-                    par,
-                )
-                .expect("shapes derived from a validated plan");
-            } else {
-                with_buffer(Buffer::Columns, plan.col_len, |col| {
-                    im2col_nhwc(g, x_image, (group * plan.cg, plan.cg, channels), col);
-                    sgemm_on(isa, &desc, dy_group, col, dw_group, &accumulate, par)
-                        .expect("shapes derived from a validated plan");
-                });
+                let x_group = &x_chunk[group * plan.cg..];
+                sgemm_on(isa, &direct, dy_group, x_group, dw_group, &accumulate, par)
+                    .expect("shapes derived from a validated plan");
+                continue;
             }
+            with_buffer(Buffer::Columns, rows * taps, |col| {
+                for (image, col_rows) in x_chunk
+                    .chunks_exact(plan.input_len)
+                    .zip(col.chunks_exact_mut(pixels * taps))
+                {
+                    im2col_nhwc(g, image, (group * plan.cg, plan.cg, channels), col_rows);
+                }
+                sgemm_on(isa, &desc, dy_group, col, dw_group, &accumulate, par)
+                    .expect("shapes derived from a validated plan");
+            });
         }
     }
 }

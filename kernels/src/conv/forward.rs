@@ -1,6 +1,7 @@
-//! Forward convolution: one GEMM per image and group, bias and activation in its store.
+//! Forward convolution: one GEMM per chunk of images and group, with bias and activation
+//! in its store.
 
-use super::im2col::{im2col_nchw, im2col_nhwc, oihw_to_ohwi};
+use super::im2col::{copy_run, im2col_nchw, im2col_nhwc, oihw_to_ohwi, ColumnBlock};
 use super::{Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::eltwise::Activation;
@@ -65,108 +66,146 @@ pub fn conv2d_forward_on(
     if y.is_empty() {
         return Ok(());
     }
-    let (image_par, gemm_par) = plan.split(par);
+    let (chunk_par, gemm_par) = plan.split(par);
+    let b = plan.images_per_chunk;
+    let x_chunk = |i: usize, images: usize| &x[i * b * plan.input_len..][..images * plan.input_len];
     if plan.nchw() {
-        for_each_chunk_mut(image_par, y, plan.output_len, |n, y_image| {
-            let x_image = &x[n * plan.input_len..(n + 1) * plan.input_len];
-            forward_image_nchw(isa, &plan, x_image, w, epilogue, y_image, gemm_par);
+        for_each_chunk_mut(chunk_par, y, b * plan.output_len, |i, y_chunk| {
+            let images = y_chunk.len() / plan.output_len;
+            forward_chunk_nchw(
+                isa,
+                &plan,
+                x_chunk(i, images),
+                w,
+                epilogue,
+                y_chunk,
+                gemm_par,
+            );
         });
     } else {
-        let taps = plan.taps_per_group();
         with_buffer(Buffer::Weights, w.len(), |ohwi| {
             oihw_to_ohwi(w, (desc.out_channels, plan.cg, plan.geometry.taps()), ohwi);
             let ohwi = &*ohwi;
-            debug_assert_eq!(ohwi.len(), plan.kg * desc.groups * taps);
-            for_each_chunk_mut(image_par, y, plan.output_len, |n, y_image| {
-                let x_image = &x[n * plan.input_len..(n + 1) * plan.input_len];
-                forward_image_nhwc(isa, &plan, x_image, ohwi, epilogue, y_image, gemm_par);
+            for_each_chunk_mut(chunk_par, y, b * plan.output_len, |i, y_chunk| {
+                let images = y_chunk.len() / plan.output_len;
+                forward_chunk_nhwc(
+                    isa,
+                    &plan,
+                    x_chunk(i, images),
+                    ohwi,
+                    epilogue,
+                    y_chunk,
+                    gemm_par,
+                );
             });
         });
     }
     Ok(())
 }
 
-/// One NCHW image: per group, `Y_g (kg × pixels) = W_g (kg × cg·R·S) · col_g`.
-fn forward_image_nchw(
+/// A chunk of NCHW images: per group, `Y_g (kg × images·pixels) = W_g · col_g`, where
+/// the images' column matrices sit side by side; then each image's rows go back to NCHW.
+fn forward_chunk_nchw(
     isa: Isa,
     plan: &Plan,
-    x_image: &[f32],
+    x_chunk: &[f32],
     w: &[f32],
     epilogue: ConvEpilogue<'_>,
-    y_image: &mut [f32],
+    y_chunk: &mut [f32],
     par: Parallelism,
 ) {
     let g = &plan.geometry;
     let (pixels, taps) = (g.output_pixels(), plan.taps_per_group());
-    for (group, y_group) in y_image.chunks_exact_mut(plan.kg * pixels).enumerate() {
+    let images = y_chunk.len() / plan.output_len;
+    let columns = images * pixels;
+    let desc = GemmDesc::row_major(plan.kg, columns, taps);
+    for group in 0..plan.desc.groups {
         let w_group = &w[group * plan.group_weight_len()..][..plan.group_weight_len()];
         let gemm_epilogue = group_epilogue(epilogue, group, plan.kg, true);
-        let desc = GemmDesc::row_major(plan.kg, pixels, taps);
-        let run = |col: &[f32], y_group: &mut [f32]| {
-            sgemm_on(isa, &desc, w_group, col, y_group, &gemm_epilogue, par)
+        let gemm = |col: &[f32], out: &mut [f32]| {
+            sgemm_on(isa, &desc, w_group, col, out, &gemm_epilogue, par)
                 .expect("shapes derived from a validated plan");
         };
-        if g.is_pointwise() {
-            run(
-                &x_image[group * plan.cg * pixels..][..plan.cg * pixels],
-                y_group,
+        let y_rows = group * plan.kg * pixels..(group + 1) * plan.kg * pixels;
+        if images == 1 && g.is_pointwise() {
+            gemm(
+                &x_chunk[group * taps * pixels..][..taps * pixels],
+                &mut y_chunk[y_rows],
             );
-        } else {
-            with_buffer(Buffer::Columns, plan.col_len, |col| {
-                im2col_nchw(g, x_image, group * plan.cg, plan.cg, col);
-                run(col, y_group);
-            });
+            continue;
         }
+        with_buffer(Buffer::Columns, taps * columns, |col| {
+            for (j, image) in x_chunk.chunks_exact(plan.input_len).enumerate() {
+                let block = ColumnBlock {
+                    row_stride: columns,
+                    offset: j * pixels,
+                };
+                im2col_nchw(g, image, (group * plan.cg, plan.cg), col, block);
+            }
+            if images == 1 {
+                gemm(col, &mut y_chunk[y_rows]);
+                return;
+            }
+            with_buffer(Buffer::Staging, plan.kg * columns, |staged| {
+                gemm(col, staged);
+                for (j, y_image) in y_chunk.chunks_exact_mut(plan.output_len).enumerate() {
+                    let y_group = &mut y_image[y_rows.clone()];
+                    for (k, row) in y_group.chunks_exact_mut(pixels).enumerate() {
+                        copy_run(row, &staged[k * columns + j * pixels..][..pixels]);
+                    }
+                }
+            });
+        });
     }
 }
 
-/// One NHWC image: per group, `Y[:, g] (pixels × kg) = col_g (pixels × R·S·cg) · W'_gᵀ`
-/// with the weights in OHWI order.
-fn forward_image_nhwc(
+/// A chunk of NHWC images, which is one tall matrix of pixels: per group,
+/// `Y[:, g] (images·pixels × kg) = col_g (images·pixels × R·S·cg) · W'_gᵀ` with the weights
+/// in OHWI order.
+fn forward_chunk_nhwc(
     isa: Isa,
     plan: &Plan,
-    x_image: &[f32],
+    x_chunk: &[f32],
     ohwi: &[f32],
     epilogue: ConvEpilogue<'_>,
-    y_image: &mut [f32],
+    y_chunk: &mut [f32],
     par: Parallelism,
 ) {
     let g = &plan.geometry;
     let (pixels, taps) = (g.output_pixels(), plan.taps_per_group());
+    let rows = (y_chunk.len() / plan.output_len) * pixels;
     let (channels, out_channels) = (plan.desc.in_channels, plan.desc.out_channels);
+    let desc = GemmDesc {
+        trans_b: Transpose::Yes,
+        b: MatrixLayout::row_major(taps),
+        c: MatrixLayout::row_major(out_channels),
+        ..GemmDesc::row_major(rows, plan.kg, taps)
+    };
     for group in 0..plan.desc.groups {
         let w_group = &ohwi[group * plan.group_weight_len()..][..plan.group_weight_len()];
         let gemm_epilogue = group_epilogue(epilogue, group, plan.kg, false);
-        let desc = GemmDesc {
-            trans_b: Transpose::Yes,
-            b: MatrixLayout::row_major(taps),
-            c: MatrixLayout::row_major(out_channels),
-            ..GemmDesc::row_major(pixels, plan.kg, taps)
-        };
-        let y_group = &mut y_image[group * plan.kg..];
+        let y_group = &mut y_chunk[group * plan.kg..];
         if g.is_pointwise() {
-            // The image is already pixels × channels: read this group's columns in place.
-            let a = GemmDesc {
+            // The images are already pixels × channels: read this group's columns in place.
+            let direct = GemmDesc {
                 a: MatrixLayout::row_major(channels),
                 ..desc
             };
-            sgemm_on(
-                isa,
-                &a,
-                &x_image[group * plan.cg..],
-                w_group,
-                y_group,
-                &gemm_epilogue,
-                par,
-            )
-            .expect("shapes derived from a validated plan");
-        } else {
-            with_buffer(Buffer::Columns, plan.col_len, |col| {
-                im2col_nhwc(g, x_image, (group * plan.cg, plan.cg, channels), col);
-                sgemm_on(isa, &desc, col, w_group, y_group, &gemm_epilogue, par)
-                    .expect("shapes derived from a validated plan");
-            });
+            let x_group = &x_chunk[group * plan.cg..];
+            sgemm_on(isa, &direct, x_group, w_group, y_group, &gemm_epilogue, par)
+                .expect("shapes derived from a validated plan");
+            continue;
         }
+        with_buffer(Buffer::Columns, rows * taps, |col| {
+            for (image, col_rows) in x_chunk
+                .chunks_exact(plan.input_len)
+                .zip(col.chunks_exact_mut(pixels * taps))
+            {
+                im2col_nhwc(g, image, (group * plan.cg, plan.cg, channels), col_rows);
+            }
+            sgemm_on(isa, &desc, col, w_group, y_group, &gemm_epilogue, par)
+                .expect("shapes derived from a validated plan");
+        });
     }
 }
 

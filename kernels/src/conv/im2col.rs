@@ -92,12 +92,26 @@ impl Geometry {
     }
 }
 
+/// Where one image's block of an NCHW column matrix lives: row `i` of the block is the
+/// `output_pixels` floats at `i · row_stride + offset` (images of a chunk sit side by side).
+#[derive(Clone, Copy)]
+pub(crate) struct ColumnBlock {
+    pub row_stride: usize,
+    pub offset: usize,
+}
+
 /// Column matrix (rows (c, r, s), columns (oh, ow)) of channels `c0 .. c0 + cg` of one
-/// NCHW image.
-pub(crate) fn im2col_nchw(g: &Geometry, image: &[f32], c0: usize, cg: usize, col: &mut [f32]) {
-    walk_nchw(g, c0, cg, col, |start, step, out| {
+/// NCHW image, written into `block` of `col`.
+pub(crate) fn im2col_nchw(
+    g: &Geometry,
+    image: &[f32],
+    (c0, cg): (usize, usize),
+    col: &mut [f32],
+    block: ColumnBlock,
+) {
+    walk_nchw(g, (c0, cg), col, block, |start, step, out| {
         if step == 1 {
-            out.copy_from_slice(&image[start..start + out.len()]);
+            copy_run(out, &image[start..start + out.len()]);
         } else {
             for (o, v) in out.iter_mut().zip(image[start..].iter().step_by(step)) {
                 *o = *v;
@@ -106,10 +120,16 @@ pub(crate) fn im2col_nchw(g: &Geometry, image: &[f32], c0: usize, cg: usize, col
     });
 }
 
-/// Adds a column matrix laid out as [`im2col_nchw`] writes it back into the image
-/// (overlapping windows accumulate).
-pub(crate) fn col2im_nchw(g: &Geometry, col: &mut [f32], c0: usize, cg: usize, image: &mut [f32]) {
-    walk_nchw(g, c0, cg, col, |start, step, values| {
+/// Adds the block of a column matrix laid out as [`im2col_nchw`] writes it back into
+/// the image (overlapping windows accumulate).
+pub(crate) fn col2im_nchw(
+    g: &Geometry,
+    col: &mut [f32],
+    block: ColumnBlock,
+    (c0, cg): (usize, usize),
+    image: &mut [f32],
+) {
+    walk_nchw(g, (c0, cg), col, block, |start, step, values| {
         let run = image[start..].iter_mut().step_by(step);
         for (d, v) in run.zip(values.iter()) {
             *d += *v;
@@ -126,7 +146,7 @@ pub(crate) fn im2col_nhwc(
     col: &mut [f32],
 ) {
     walk_nhwc(g, (c0, cg, channels), col, |start, out| {
-        out.copy_from_slice(&image[start..start + out.len()]);
+        copy_run(out, &image[start..start + out.len()]);
     });
 }
 
@@ -147,26 +167,61 @@ pub(crate) fn col2im_nhwc(
     });
 }
 
+/// `out = src` for the short runs of small images and narrow channel groups: runs of up
+/// to 32 floats are copied in fixed-size pieces that stay in registers, since a call to
+/// `memcpy` for a handful of floats costs more than the copy (it dominated im2col on
+/// 5×5 images).
+#[inline]
+pub(crate) fn copy_run(out: &mut [f32], src: &[f32]) {
+    if out.len() > 32 {
+        out.copy_from_slice(src);
+        return;
+    }
+    let mut out_blocks = out.chunks_exact_mut(8);
+    let mut src_blocks = src.chunks_exact(8);
+    for (o, s) in (&mut out_blocks).zip(&mut src_blocks) {
+        copy_fixed::<8>(o, s);
+    }
+    let (out, src) = (out_blocks.into_remainder(), src_blocks.remainder());
+    let mut at = 0;
+    for width in [4, 2, 1] {
+        if out.len() - at >= width {
+            match width {
+                4 => copy_fixed::<4>(&mut out[at..at + 4], &src[at..at + 4]),
+                2 => copy_fixed::<2>(&mut out[at..at + 2], &src[at..at + 2]),
+                _ => out[at] = src[at],
+            }
+            at += width;
+        }
+    }
+}
+
+#[inline(always)]
+fn copy_fixed<const N: usize>(out: &mut [f32], src: &[f32]) {
+    let out: &mut [f32; N] = out.try_into().expect("N floats");
+    *out = src.try_into().expect("N floats");
+}
+
 /// Visits the NCHW column matrix: zeroes the entries that fall in the padding and hands
 /// `run(image_start, image_step, entries)` every run of entries that maps to image
 /// pixels `image_start, image_start + image_step, …`.
 fn walk_nchw(
     g: &Geometry,
-    c0: usize,
-    cg: usize,
+    (c0, cg): (usize, usize),
     col: &mut [f32],
+    block: ColumnBlock,
     mut run: impl FnMut(usize, usize, &mut [f32]),
 ) {
-    let (plane, out_w) = (g.input_pixels(), g.w.output);
+    let (plane, out_w, pixels) = (g.input_pixels(), g.w.output, g.output_pixels());
     let [taps_r, taps_s] = g.taps;
-    let mut rows = col.chunks_exact_mut(g.output_pixels());
+    let mut index = 0;
     for c in 0..cg {
         let plane_start = (c0 + c) * plane;
         for r in 0..taps_r {
             for s in 0..taps_s {
-                let row = rows
-                    .next()
-                    .expect("the column matrix has a row per (c, r, s)");
+                let start = index * block.row_stride + block.offset;
+                let row = &mut col[start..start + pixels];
+                index += 1;
                 let cols = g.w.valid_outputs(s);
                 for (oh, out) in row.chunks_exact_mut(out_w).enumerate() {
                     let Some(ih) = g.h.input_of(oh, r) else {
@@ -272,6 +327,17 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn copy_run_copies_every_length() {
+        let src: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        for len in 0..40 {
+            let mut out = vec![-1.0; 40];
+            copy_run(&mut out[..len], &src[..len]);
+            assert_eq!(&out[..len], &src[..len]);
+            assert!(out[len..].iter().all(|&v| v == -1.0));
         }
     }
 

@@ -25,6 +25,13 @@ use crate::layout::Layout;
 use crate::parallel::Parallelism;
 use im2col::Geometry;
 
+/// Output pixels a batched GEMM should reach: images are grouped into chunks until
+/// their pixels fill this many GEMM columns (NCHW) or rows (NHWC).
+const TARGET_CHUNK_PIXELS: usize = 512;
+
+/// The most floats a chunk's column matrix may take (4 MiB).
+const MAX_CHUNK_COLUMNS: usize = 1 << 20;
+
 /// Sizes of one call, checked against the slices.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -36,8 +43,9 @@ struct Plan {
     /// Channels of one group: input, output.
     cg: usize,
     kg: usize,
-    /// Rows × columns of one group's column matrix (taps·cg × output pixels).
-    col_len: usize,
+    /// Images batched into one GEMM. Depends on the shapes only — never on the thread
+    /// count — so that sums over the batch run in the same order everywhere.
+    images_per_chunk: usize,
 }
 
 impl Plan {
@@ -52,6 +60,13 @@ impl Plan {
         check_exact("conv2d weights (OIHW)", desc.weight_len(), w_len)?;
         check_exact("conv2d output y", desc.batch * output_len, y_len)?;
         let cg = desc.channels_per_group();
+        let pixels = geometry.output_pixels();
+        let col_len = cg * geometry.taps() * pixels;
+        let wanted = TARGET_CHUNK_PIXELS.div_ceil(pixels.max(1));
+        let fits = (MAX_CHUNK_COLUMNS / col_len.max(1)).max(1);
+        let per_chunk = wanted.min(fits).clamp(1, desc.batch.max(1));
+        // Even chunks: the same number of them, none a thin remainder.
+        let chunks = desc.batch.div_ceil(per_chunk).max(1);
         Ok(Plan {
             desc: *desc,
             geometry,
@@ -59,16 +74,16 @@ impl Plan {
             output_len,
             cg,
             kg: desc.out_channels_per_group(),
-            col_len: cg * geometry.taps() * geometry.output_pixels(),
+            images_per_chunk: desc.batch.div_ceil(chunks).max(1),
         })
     }
 
     /// Weights per group: kg × cg·R·S.
     fn group_weight_len(&self) -> usize {
-        self.kg * self.cg * self.geometry.taps()
+        self.kg * self.taps_per_group()
     }
 
-    /// Columns of the im2col matrix per group (the GEMM's reduction for forward).
+    /// Rows of a group's NCHW column matrix (the forward GEMM's reduction): cg·R·S.
     fn taps_per_group(&self) -> usize {
         self.cg * self.geometry.taps()
     }
@@ -77,10 +92,11 @@ impl Plan {
         self.desc.layout == Layout::Nchw
     }
 
-    /// Images on separate threads (each GEMM sequential) when there are at least as many
-    /// images as threads; otherwise one image at a time with the GEMMs threaded.
+    /// Chunks on separate threads (each GEMM sequential) when there are at least as many
+    /// chunks as threads; otherwise one chunk at a time with the GEMMs threaded.
     fn split(&self, par: Parallelism) -> (Parallelism, Parallelism) {
-        if par.threads() > 1 && self.desc.batch >= par.threads() {
+        let chunks = self.desc.batch.div_ceil(self.images_per_chunk);
+        if par.threads() > 1 && chunks >= par.threads() {
             (par, Parallelism::Sequential)
         } else {
             (Parallelism::Sequential, par)
@@ -88,15 +104,44 @@ impl Plan {
     }
 }
 
+/// Copies rows `rows` (a range of channel rows of `pixels` floats) of every NCHW image in
+/// `chunk` side by side: row k of `out` holds image 0's row k, then image 1's, and so on,
+/// the operand layout of a GEMM over a chunk of images.
+fn gather_nchw_rows(
+    chunk: &[f32],
+    image_len: usize,
+    rows: std::ops::Range<usize>,
+    pixels: usize,
+    out: &mut [f32],
+) {
+    let images = chunk.len() / image_len;
+    for (j, image) in chunk.chunks_exact(image_len).enumerate() {
+        for (k, row) in image[rows.clone()].chunks_exact(pixels).enumerate() {
+            im2col::copy_run(&mut out[(k * images + j) * pixels..][..pixels], row);
+        }
+    }
+}
+
 impl Conv2dDesc {
-    /// Floats of the per-thread column buffer a call uses (0 for pointwise convolutions,
-    /// which need none). Kept by each kernel thread and reused from call to call.
+    /// Floats of the scratch memory one kernel thread keeps for a call of this shape (and
+    /// reuses from call to call): the column matrix of a chunk of images, and for chunks
+    /// of several NCHW images the output (or gradient) regrouped for one GEMM. Pointwise
+    /// convolutions on single-image chunks need none.
     pub fn workspace_len(&self) -> Result<usize> {
         self.validate()?;
-        let geometry = Geometry::of(self, self.output_hw()?);
-        if geometry.is_pointwise() {
+        let y_len = self.batch * self.out_channels * self.output_hw()?.iter().product::<usize>();
+        let x_len = self.batch * self.in_channels * self.input[0] * self.input[1];
+        let plan = Plan::new(self, x_len, self.weight_len(), y_len)?;
+        let (b, pixels) = (plan.images_per_chunk, plan.geometry.output_pixels());
+        if plan.geometry.is_pointwise() && b == 1 {
             return Ok(0);
         }
-        Ok(self.channels_per_group() * geometry.taps() * geometry.output_pixels())
+        let columns = b * plan.taps_per_group() * pixels;
+        let staging = if plan.nchw() && b > 1 {
+            b * plan.kg * pixels
+        } else {
+            0
+        };
+        Ok(columns + staging)
     }
 }

@@ -28,6 +28,9 @@ pub struct ConvArgs {
     /// Rounds per pass; the median is reported.
     #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// Only the layers whose name contains this text (e.g. conv2, res).
+    #[arg(long)]
+    layer: Option<String>,
 }
 
 /// A benchmark layer and PyTorch's 1-thread forward and backward milliseconds, where
@@ -127,7 +130,15 @@ pub fn run(args: &ConvArgs) -> Result<(), String> {
         );
     }
     let mut rows = Vec::new();
-    for layer in default_layers(layout) {
+    let wanted = |name: &str| {
+        args.layer
+            .as_ref()
+            .is_none_or(|f| name.contains(f.as_str()))
+    };
+    for layer in default_layers(layout)
+        .into_iter()
+        .filter(|l| wanted(l.name))
+    {
         let [fwd, bwd_data, bwd_weights] = time_layer(&layer.desc, isa, par, args.rounds)?;
         let gflops = |ms: f64| layer.desc.flops() / (ms * 1e-3) / 1e9;
         let column_bytes = layer.desc.workspace_len().map_err(|e| e.to_string())? * 4;
