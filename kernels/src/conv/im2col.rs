@@ -334,7 +334,7 @@ mod tests {
     fn copy_run_copies_every_length() {
         let src: Vec<f32> = (0..40).map(|i| i as f32).collect();
         for len in 0..40 {
-            let mut out = vec![-1.0; 40];
+            let mut out = [-1.0; 40];
             copy_run(&mut out[..len], &src[..len]);
             assert_eq!(&out[..len], &src[..len]);
             assert!(out[len..].iter().all(|&v| v == -1.0));
