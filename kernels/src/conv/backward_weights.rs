@@ -60,7 +60,7 @@ pub fn conv2d_backward_weights_on(
 
 /// The images of each chunk, in batch order: (first image, images).
 fn chunks(plan: &Plan) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let b = plan.images_per_chunk;
+    let b = plan.images_per_weight_chunk;
     (0..plan.desc.batch)
         .step_by(b)
         .map(move |n0| (n0, b.min(plan.desc.batch - n0)))

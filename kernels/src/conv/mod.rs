@@ -29,6 +29,10 @@ use im2col::Geometry;
 /// their pixels fill this many GEMM columns (NCHW) or rows (NHWC).
 const TARGET_CHUNK_PIXELS: usize = 512;
 
+/// Backward-weights sums over the chunk's pixels (its GEMM's reduction), so a larger
+/// chunk means fewer passes over dW: it targets this many pixels.
+const TARGET_WEIGHT_CHUNK_PIXELS: usize = 4096;
+
 /// The most floats a chunk's column matrix may take (4 MiB).
 const MAX_CHUNK_COLUMNS: usize = 1 << 20;
 
@@ -46,6 +50,8 @@ struct Plan {
     /// Images batched into one GEMM. Depends on the shapes only — never on the thread
     /// count — so that sums over the batch run in the same order everywhere.
     images_per_chunk: usize,
+    /// The same for backward-weights, whose GEMMs sum over the chunk.
+    images_per_weight_chunk: usize,
 }
 
 impl Plan {
@@ -62,11 +68,14 @@ impl Plan {
         let cg = desc.channels_per_group();
         let pixels = geometry.output_pixels();
         let col_len = cg * geometry.taps() * pixels;
-        let wanted = TARGET_CHUNK_PIXELS.div_ceil(pixels.max(1));
-        let fits = (MAX_CHUNK_COLUMNS / col_len.max(1)).max(1);
-        let per_chunk = wanted.min(fits).clamp(1, desc.batch.max(1));
-        // Even chunks: the same number of them, none a thin remainder.
-        let chunks = desc.batch.div_ceil(per_chunk).max(1);
+        let chunk = |target: usize| {
+            let wanted = target.div_ceil(pixels.max(1));
+            let fits = (MAX_CHUNK_COLUMNS / col_len.max(1)).max(1);
+            let per_chunk = wanted.min(fits).clamp(1, desc.batch.max(1));
+            // Even chunks: the same number of them, none a thin remainder.
+            let chunks = desc.batch.div_ceil(per_chunk).max(1);
+            desc.batch.div_ceil(chunks).max(1)
+        };
         Ok(Plan {
             desc: *desc,
             geometry,
@@ -74,7 +83,8 @@ impl Plan {
             output_len,
             cg,
             kg: desc.out_channels_per_group(),
-            images_per_chunk: desc.batch.div_ceil(chunks).max(1),
+            images_per_chunk: chunk(TARGET_CHUNK_PIXELS),
+            images_per_weight_chunk: chunk(TARGET_WEIGHT_CHUNK_PIXELS),
         })
     }
 
@@ -132,7 +142,8 @@ impl Conv2dDesc {
         let y_len = self.batch * self.out_channels * self.output_hw()?.iter().product::<usize>();
         let x_len = self.batch * self.in_channels * self.input[0] * self.input[1];
         let plan = Plan::new(self, x_len, self.weight_len(), y_len)?;
-        let (b, pixels) = (plan.images_per_chunk, plan.geometry.output_pixels());
+        let b = plan.images_per_chunk.max(plan.images_per_weight_chunk);
+        let pixels = plan.geometry.output_pixels();
         if plan.geometry.is_pointwise() && b == 1 {
             return Ok(0);
         }

@@ -94,10 +94,15 @@ fn pack_gather(
     {
         let first = r0 + q * width;
         let live = width.min(r0 + rn - first);
-        if live == width && width == 6 {
+        let full = live == width;
+        if full && width == 6 {
             gather_full_panel::<6>(m, first, c0, cn, panel);
-        } else if live == width && width == 8 {
+        } else if full && width == 8 {
             gather_full_panel::<8>(m, first, c0, cn, panel);
+        } else if full && width == 16 {
+            gather_full_panel::<16>(m, first, c0, cn, panel);
+        } else if full && width == 4 {
+            gather_full_panel::<4>(m, first, c0, cn, panel);
         } else {
             // Edge panels and other widths: one element at a time, zero rows past the edge.
             for (p, step) in panel.chunks_exact_mut(width).enumerate() {
