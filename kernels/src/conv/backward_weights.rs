@@ -154,32 +154,52 @@ fn weights_nhwc(isa: Isa, plan: &Plan, x: &[f32], dy: &[f32], ohwi: &mut [f32], 
     }
 }
 
-/// `db[k] = Σ over images and pixels of dy[n, k, ·]`, summed in f64 in batch order; the
-/// channels are split among threads.
+/// `db[k] = Σ over images and pixels of dy[n, k, ·]`. Each image's part is summed in
+/// f32 with eight independent lanes (fast, and accurate over one image's pixels) and the
+/// parts are added in f64 in batch order; channels are split among threads, so every
+/// value is summed the same way for any thread count.
 fn bias_gradient(plan: &Plan, dy: &[f32], db: &mut [f32], par: Parallelism) {
     let pixels = plan.geometry.output_pixels();
     let channels = plan.desc.out_channels;
     let nchw = plan.nchw();
     let chunk = channels.div_ceil(par.threads()).max(1);
     for_each_chunk_mut(par, db, chunk, |part, db_part| {
-        for (i, out) in db_part.iter_mut().enumerate() {
-            let k = part * chunk + i;
-            let mut sum = 0.0f64;
-            for image in dy.chunks_exact(plan.output_len) {
-                if nchw {
-                    sum += image[k * pixels..(k + 1) * pixels]
-                        .iter()
-                        .map(|&v| f64::from(v))
-                        .sum::<f64>();
-                } else {
-                    sum += image[k..]
-                        .iter()
-                        .step_by(channels)
-                        .map(|&v| f64::from(v))
-                        .sum::<f64>();
+        let k0 = part * chunk;
+        let mut totals = vec![0.0f64; db_part.len()];
+        let mut lanes = vec![0.0f32; db_part.len()];
+        for image in dy.chunks_exact(plan.output_len) {
+            if nchw {
+                for (total, k) in totals.iter_mut().zip(k0..) {
+                    *total += f64::from(sum_lanes(&image[k * pixels..(k + 1) * pixels]));
+                }
+            } else {
+                // Pixels are rows of `channels`: add this part's columns row by row.
+                lanes.fill(0.0);
+                for row in image.chunks_exact(channels) {
+                    for (acc, &v) in lanes.iter_mut().zip(&row[k0..k0 + db_part.len()]) {
+                        *acc += v;
+                    }
+                }
+                for (total, &sum) in totals.iter_mut().zip(&lanes) {
+                    *total += f64::from(sum);
                 }
             }
-            *out = sum as f32;
+        }
+        for (out, total) in db_part.iter_mut().zip(totals) {
+            *out = total as f32;
         }
     });
+}
+
+/// Σ values with eight independent accumulators.
+fn sum_lanes(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut blocks = values.chunks_exact(8);
+    for block in &mut blocks {
+        for (acc, &v) in lanes.iter_mut().zip(block) {
+            *acc += v;
+        }
+    }
+    let tail: f32 = blocks.remainder().iter().sum();
+    lanes.iter().sum::<f32>() + tail
 }

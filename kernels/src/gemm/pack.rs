@@ -94,50 +94,60 @@ fn pack_gather(
     {
         let first = r0 + q * width;
         let live = width.min(r0 + rn - first);
-        let full = live == width;
-        if full && width == 6 {
-            gather_full_panel::<6>(m, first, c0, cn, panel);
-        } else if full && width == 8 {
-            gather_full_panel::<8>(m, first, c0, cn, panel);
-        } else if full && width == 16 {
-            gather_full_panel::<16>(m, first, c0, cn, panel);
-        } else if full && width == 4 {
-            gather_full_panel::<4>(m, first, c0, cn, panel);
-        } else {
-            // Edge panels and other widths: one element at a time, zero rows past the edge.
-            for (p, step) in panel.chunks_exact_mut(width).enumerate() {
-                for (i, slot) in step.iter_mut().enumerate() {
-                    *slot = if i < live {
-                        m.data[(first + i) * m.row_stride + (c0 + p) * m.col_stride]
-                    } else {
-                        0.0
-                    };
+        match width {
+            6 => gather_panel::<6>(m, (first, live), (c0, cn), panel),
+            8 => gather_panel::<8>(m, (first, live), (c0, cn), panel),
+            16 => gather_panel::<16>(m, (first, live), (c0, cn), panel),
+            4 => gather_panel::<4>(m, (first, live), (c0, cn), panel),
+            _ => {
+                // Other widths: one element at a time, zero rows past the edge.
+                for (p, step) in panel.chunks_exact_mut(width).enumerate() {
+                    for (i, slot) in step.iter_mut().enumerate() {
+                        *slot = if i < live {
+                            m.data[(first + i) * m.row_stride + (c0 + p) * m.col_stride]
+                        } else {
+                            0.0
+                        };
+                    }
                 }
             }
         }
     }
 }
 
-/// Packs a whole `W`-row panel whose source rows are not contiguous per column (the
-/// usual case for a row-major A): the `W` rows are sliced once, so the inner loop is
-/// `W` bounds-check-free loads and one contiguous `W`-wide store per column.
-fn gather_full_panel<const W: usize>(
+/// Packs a `W`-row panel whose source rows are not contiguous per column (the usual case
+/// for a row-major A): its `live` rows are sliced once, so the inner loop is `live`
+/// loads without bounds checks on the row starts and one `W`-wide store per column; rows
+/// past the edge of the matrix are zeros.
+fn gather_panel<const W: usize>(
     m: StridedMatrix<'_>,
-    first_row: usize,
-    first_col: usize,
-    cols: usize,
+    (first_row, live): (usize, usize),
+    (first_col, cols): (usize, usize),
     panel: &mut [f32],
 ) {
+    if cols == 0 {
+        return;
+    }
     let span = (cols - 1) * m.col_stride + 1;
     let rows: [&[f32]; W] = std::array::from_fn(|i| {
-        let start = (first_row + i) * m.row_stride + first_col * m.col_stride;
-        &m.data[start..start + span]
+        if i < live {
+            let start = (first_row + i) * m.row_stride + first_col * m.col_stride;
+            &m.data[start..start + span]
+        } else {
+            &[]
+        }
     });
     for (p, step) in panel.chunks_exact_mut(W).take(cols).enumerate() {
         let at = p * m.col_stride;
         let step: &mut [f32; W] = step.try_into().expect("chunks of W");
-        for (slot, row) in step.iter_mut().zip(&rows) {
-            *slot = row[at];
+        if live == W {
+            for (slot, row) in step.iter_mut().zip(&rows) {
+                *slot = row[at];
+            }
+        } else {
+            for (i, slot) in step.iter_mut().enumerate() {
+                *slot = if i < live { rows[i][at] } else { 0.0 };
+            }
         }
     }
 }
