@@ -74,8 +74,24 @@ pub(crate) fn run(isa: Isa, problem: Problem<'_>, par: Parallelism) {
         return;
     }
     let kernel = microkernel::for_isa(isa);
+    let problem = if narrow_output_prefers_transpose(&problem, kernel) {
+        problem.transposed()
+    } else {
+        problem
+    };
     let blocking = Blocking::for_tile(kernel.mr, kernel.nr, CacheSizes::detect());
     run_blocked(&problem, kernel, blocking, par);
+}
+
+/// Whether a C narrower than one tile (a 32 × 9 weight gradient, say) is better computed
+/// as Cᵀ, where it spans fewer padded tile lanes. Only for small C: the transposed C has
+/// strided rows, which the store merges element by element.
+fn narrow_output_prefers_transpose(p: &Problem<'_>, kernel: MicroKernel) -> bool {
+    const SMALL_OUTPUT: usize = 1 << 16;
+    let lanes = |rows: usize, cols: usize| {
+        rows.div_ceil(kernel.mr) * kernel.mr * cols.div_ceil(kernel.nr) * kernel.nr
+    };
+    p.n < kernel.nr && p.m * p.n <= SMALL_OUTPUT && lanes(p.n, p.m) < lanes(p.m, p.n)
 }
 
 /// C ← act(beta·C + bias), one row at a time.
