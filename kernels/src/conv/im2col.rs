@@ -350,6 +350,6 @@ mod tests {
         ohwi_to_oihw(&ohwi, (2, 3, 4), &mut back);
         assert_eq!(back, w);
         // (k 0, tap 1, channel 2) comes from (k 0, channel 2, tap 1).
-        assert_eq!(ohwi[4 + 2], w[2 * 4 + 1]);
+        assert_eq!(ohwi[3 + 2], w[2 * 4 + 1]);
     }
 }
