@@ -363,3 +363,27 @@ fn bad_calls_are_errors_not_panics() {
     let nan_slope = plain.activation(Activation::LeakyRelu { slope: f32::NAN });
     assert!(sgemm_on(isa, &desc, &a, &b, &mut c, &nan_slope, seq).is_err());
 }
+
+#[test]
+fn denormal_products_are_flushed_and_the_callers_mode_is_kept() {
+    // Every product (1e-20 · 1e-20) is below the smallest normal f32: flushed to zero.
+    let desc = GemmDesc::row_major(8, 8, 8);
+    let (a, b) = (vec![1e-20f32; 64], vec![1e-20f32; 64]);
+    for isa in Isa::available() {
+        let mut c = vec![f32::NAN; 64];
+        sgemm_on(
+            isa,
+            &desc,
+            &a,
+            &b,
+            &mut c,
+            &Epilogue::default(),
+            Parallelism::Sequential,
+        )
+        .unwrap();
+        assert!(c.iter().all(|&v| v == 0.0), "{isa}: {:?}", &c[..4]);
+    }
+    // The caller's arithmetic still keeps denormals after the call.
+    let tiny = std::hint::black_box(1e-39f32);
+    assert!(tiny * std::hint::black_box(0.5) > 0.0);
+}

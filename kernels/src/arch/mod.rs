@@ -12,8 +12,10 @@
 //! [`KernelError::UnsupportedIsa`] by [`Isa::selected`], never as a crash.
 
 mod cache;
+mod denormals;
 
 pub use cache::CacheSizes;
+pub use denormals::FlushDenormals;
 
 use crate::error::{KernelError, Result};
 use std::fmt;

@@ -20,7 +20,7 @@ use super::epilogue::{Bias, Epilogue};
 use super::microkernel::{self, DirectStore, MicroKernel};
 use super::pack::{pack_panels, packed_len, StridedMatrix};
 use super::store::{activate_tile, store_tile, COut, StoreStep, TilePos};
-use crate::arch::{CacheSizes, Isa};
+use crate::arch::{CacheSizes, FlushDenormals, Isa};
 use crate::eltwise::Activation;
 use crate::parallel::{for_each_index, Parallelism};
 use crate::workspace::{with_buffer, Buffer};
@@ -130,6 +130,8 @@ fn run_blocked(p: &Problem<'_>, kernel: MicroKernel, blocking: Blocking, par: Pa
     // Each part of C is a whole GEMM of its own: one parallel region per call, no barrier,
     // and every element summed in the same order whichever part it falls in.
     for_each_index(par, grid.parts(), |part| {
+        // Per part: each thread has its own floating-point control word.
+        let _flush = FlushDenormals::new();
         let (rows, cols) = grid.part(part, (p.m, kernel.mr), (p.n, kernel.nr));
         run_part(p, kernel, blocking, rows, cols);
     });
