@@ -316,6 +316,32 @@ fn benchmark_shapes_match_the_reference() {
     }
 }
 
+/// Every window on tiny planes: windows wider than the input, whose padding the vector
+/// blocks could mistake for real positions of a neighbouring row.
+#[test]
+fn every_window_on_tiny_planes_matches_the_reference() {
+    for (h, w) in [(1, 1), (1, 3), (2, 2), (3, 1), (2, 5), (4, 3)] {
+        for kernel in 1..=5 {
+            for stride in 1..=3 {
+                for padding in 0..=kernel / 2 {
+                    if kernel > h.min(w) + 2 * padding {
+                        continue;
+                    }
+                    for layout in [Layout::Nchw, Layout::Nhwc] {
+                        let desc = Pool2dDesc::new(2, 3, [h, w], [kernel, kernel])
+                            .stride([stride, stride])
+                            .padding([padding, padding])
+                            .layout(layout);
+                        for data in [Data::Plain, Data::Ties] {
+                            check_case(&desc, data, (h * 31 + w) as u64).unwrap();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Ties, NaN and -inf at every lane of a row wide enough for the 8-lane blocks.
 #[test]
 fn ties_nan_and_infinities_follow_pytorch() {

@@ -46,6 +46,22 @@ impl Axis {
         start.min(end)..end
     }
 
+    /// [`Axis::windows_of`] for every input position in order, found by stepping instead
+    /// of dividing.
+    pub fn windows_of_each(self) -> impl Iterator<Item = Range<usize>> {
+        let (mut start, mut end) = (0, 0);
+        (0..self.input).map(move |i| {
+            let pos = i + self.padding;
+            while end < self.output && end * self.stride <= pos {
+                end += 1;
+            }
+            while start < end && start * self.stride + self.kernel <= pos {
+                start += 1;
+            }
+            start..end
+        })
+    }
+
     /// Outputs whose whole window lies inside the input: no padding, no clipping.
     pub fn interior(self) -> Range<usize> {
         let start = self.padding.div_ceil(self.stride);
@@ -128,28 +144,41 @@ impl Geometry {
     }
 
     /// The divisor of average window `(oh, ow)`: its size clipped to the padded input
-    /// when `count_include_pad`, else the number of real inputs it covers. Exact in f32:
-    /// a window holds far fewer than 2²⁴ positions of any plane that fits in memory.
+    /// when `count_include_pad`, else the number of real inputs it covers — as the
+    /// product of its row and column counts, in f32, the same on every path.
     #[inline]
     pub fn divisor(&self, oh: usize, ow: usize, count_include_pad: bool) -> f32 {
-        let count = if count_include_pad {
-            self.rows.padded_len(oh) * self.cols.padded_len(ow)
-        } else {
-            self.rows.real(oh).len() * self.cols.real(ow).len()
-        };
-        count as f32
+        self.row_count(oh, count_include_pad) * self.col_count(ow, count_include_pad)
+    }
+
+    /// The row count of window row `oh`'s divisors.
+    #[inline]
+    pub fn row_count(&self, oh: usize, count_include_pad: bool) -> f32 {
+        count(self.rows, oh, count_include_pad)
+    }
+
+    /// The column count of window column `ow`'s divisors.
+    #[inline]
+    pub fn col_count(&self, ow: usize, count_include_pad: bool) -> f32 {
+        count(self.cols, ow, count_include_pad)
     }
 
     /// The divisor shared by every interior column of output row `oh`.
     #[inline]
     pub fn interior_divisor(&self, oh: usize, count_include_pad: bool) -> f32 {
-        let rows = if count_include_pad {
-            self.rows.padded_len(oh)
-        } else {
-            self.rows.real(oh).len()
-        };
-        (rows * self.cols.kernel) as f32
+        self.row_count(oh, count_include_pad) * self.cols.kernel as f32
     }
+}
+
+/// Positions of window `o` along `axis` that its average divides by.
+#[inline]
+fn count(axis: Axis, o: usize, count_include_pad: bool) -> f32 {
+    let positions = if count_include_pad {
+        axis.padded_len(o)
+    } else {
+        axis.real(o).len()
+    };
+    positions as f32
 }
 
 #[cfg(test)]
@@ -178,10 +207,11 @@ mod tests {
                             continue;
                         }
                         let a = axis(input, kernel, stride, padding);
-                        for i in 0..input {
+                        for (i, stepped) in (0..input).zip(a.windows_of_each()) {
                             let want: Vec<usize> =
                                 (0..a.output).filter(|&o| a.real(o).contains(&i)).collect();
                             assert_eq!(a.windows_of(i).collect::<Vec<_>>(), want, "{a:?} {i}");
+                            assert_eq!(stepped.collect::<Vec<_>>(), want, "{a:?} {i}");
                         }
                         let inside: Vec<usize> = (0..a.output)
                             .filter(|&o| {

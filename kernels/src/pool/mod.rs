@@ -80,7 +80,7 @@ fn unit_elements(desc: &Pool2dDesc, g: &Geometry, outputs: usize) -> usize {
 /// Shapes: `x` is `batch × channels × input` in `desc.layout`; `y` and `argmax` are
 /// `batch × channels × output_hw()` in `desc.layout`, overwritten. Errors
 /// ([`KernelError`]): a bad descriptor or [`Parallelism`], a slice of the wrong length,
-/// or a plane of more than 2³² positions (its indices would not fit `u32`).
+/// or a plane of 2³² positions or more (its indices would not fit `u32`).
 ///
 /// ```
 /// use axonal_kernels::pool::{max_pool2d_forward, Pool2dDesc};
@@ -116,15 +116,7 @@ pub fn max_pool2d_forward_on(
     check_exact("max_pool2d x", xd.len(), x.len())?;
     check_exact("max_pool2d y", yd.len(), y.len())?;
     check_exact("max_pool2d argmax", yd.len(), argmax.len())?;
-    if u32::try_from(xd.h * xd.w - 1).is_err() {
-        return Err(KernelError::invalid(
-            "max_pool2d input",
-            format!(
-                "a plane of {} × {} positions does not fit u32 argmax indices",
-                xd.h, xd.w
-            ),
-        ));
-    }
+    check_plane(xd)?;
     let g = geometry(desc, yd);
     let work = unit_elements(desc, &g, 2);
     match desc.layout {
@@ -147,6 +139,21 @@ pub fn max_pool2d_forward_on(
                 0
             });
         }
+    }
+    Ok(())
+}
+
+/// Max pooling's argmax indices are u32 plane positions, and `u32::MAX` marks "no
+/// window" inside the kernels: planes need fewer than 2³² positions.
+fn check_plane(xd: Dims4) -> Result<()> {
+    if u32::try_from(xd.h * xd.w).is_err() {
+        return Err(KernelError::invalid(
+            "max_pool2d input",
+            format!(
+                "a plane of {} × {} positions does not fit u32 argmax indices",
+                xd.h, xd.w
+            ),
+        ));
     }
     Ok(())
 }
@@ -187,6 +194,7 @@ pub fn max_pool2d_backward_on(
     check_exact("max_pool2d dy", yd.len(), dy.len())?;
     check_exact("max_pool2d argmax", yd.len(), argmax.len())?;
     check_exact("max_pool2d dx", xd.len(), dx.len())?;
+    check_plane(xd)?;
     let g = geometry(desc, yd);
     let work = unit_elements(desc, &g, 2);
     let out_len = g.output_len();

@@ -6,8 +6,9 @@
 //! nothing here sees a thread or a user error.
 
 #[cfg(target_arch = "x86_64")]
-mod avx2_8lane;
+mod avx2;
 mod neon_4lane;
+mod padded;
 mod scalar;
 
 use super::geometry::Geometry;
@@ -56,13 +57,36 @@ pub(crate) type AvgNchw =
 pub(crate) type AvgNhwc =
     fn(g: &Geometry, count_include_pad: bool, input: &[f32], row: usize, output: &mut [f32]);
 
+/// Walks the input rows of a plane whose window rows are disjoint, in order: `covered(oh,
+/// ih, dx)` for each input row `ih` of window row `oh` (`dx` is the whole plane, rows
+/// below `ih` final, rows above it not yet written); rows that no window covers get a
+/// zero gradient. Needs no division per row, unlike
+/// [`Axis::windows_of`](super::geometry::Axis::windows_of).
+pub(crate) fn for_each_window_row(
+    g: &Geometry,
+    dx: &mut [f32],
+    mut covered: impl FnMut(usize, usize, &mut [f32]),
+) {
+    let w = g.cols.input;
+    let mut next = 0;
+    for oh in 0..g.rows.output {
+        let rows = g.rows.real(oh);
+        dx[next * w..rows.start * w].fill(0.0);
+        for ih in rows.clone() {
+            covered(oh, ih, dx);
+        }
+        next = rows.end;
+    }
+    dx[next * w..].fill(0.0);
+}
+
 /// The kernels of `isa`, which the caller has checked this CPU runs.
 pub(crate) fn for_isa(isa: Isa) -> &'static Kernels {
     match isa {
         Isa::Scalar => &scalar::KERNELS,
         Isa::Neon => &neon_4lane::KERNELS,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => &avx2_8lane::KERNELS,
+        Isa::Avx2 => &avx2::KERNELS,
         // Never reached: AVX2 is unavailable off x86_64, which the caller has checked.
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 => &scalar::KERNELS,

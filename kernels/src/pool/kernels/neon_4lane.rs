@@ -6,10 +6,9 @@
 //! scalar path's order, so the two agree bit for bit (except [`plane_sum`], which keeps
 //! four partial sums).
 //!
-//! The AVX2 path uses the NCHW row kernels here for rows too narrow for 8 lanes.
 
 use super::super::geometry::{block_starts, Axis, Geometry};
-use super::{scalar, Kernels};
+use super::{for_each_window_row, scalar, Kernels};
 use wide::{f32x4, u32x4};
 
 pub(crate) const KERNELS: Kernels = Kernels {
@@ -25,10 +24,10 @@ pub(crate) const KERNELS: Kernels = Kernels {
     pixel_sums,
 };
 
-pub(crate) const LANES: usize = 4;
+const LANES: usize = 4;
 
 /// Inputs an NCHW block reads along a row, from its first window's first column.
-pub(crate) fn extent(cols: Axis) -> usize {
+fn extent(cols: Axis) -> usize {
     (LANES - 1) * cols.stride + cols.kernel
 }
 
@@ -102,7 +101,7 @@ fn max_fwd_nchw(g: &Geometry, x: &[f32], y: &mut [f32], am: &mut [u32]) {
 }
 
 /// Output row `oh` of an NCHW plane; `blocks` is `g.cols.blocks(LANES, extent(g.cols))`.
-pub(crate) fn max_fwd_nchw_row(
+fn max_fwd_nchw_row(
     g: &Geometry,
     x: &[f32],
     oh: usize,
@@ -145,7 +144,7 @@ fn avg_fwd_nchw(g: &Geometry, count_include_pad: bool, x: &[f32], y: &mut [f32])
 }
 
 /// Output row `oh` of an NCHW plane; `blocks` as in [`max_fwd_nchw_row`].
-pub(crate) fn avg_fwd_nchw_row(
+fn avg_fwd_nchw_row(
     g: &Geometry,
     count_include_pad: bool,
     x: &[f32],
@@ -225,26 +224,25 @@ fn max_bwd_nchw(g: &Geometry, dy: &[f32], am: &[u32], dx: &mut [f32]) -> usize {
     if !pairs(g) {
         return scalar::max_bwd_nchw(g, dy, am, dx);
     }
-    dx.chunks_exact_mut(g.cols.input)
-        .enumerate()
-        .map(|(ih, dx_row)| max_bwd_pairs_row(g, dy, am, ih, dx_row))
-        .sum()
+    let mut matches = 0;
+    let w = g.cols.input;
+    for_each_window_row(g, dx, |oh, ih, dx| {
+        matches += max_bwd_pairs_row(g, dy, am, oh, ih, &mut dx[ih * w..(ih + 1) * w]);
+    });
+    matches
 }
 
-/// Input row `ih` of an NCHW plane whose windows are [`pairs`]; returns the matches.
-pub(crate) fn max_bwd_pairs_row(
+/// Input row `ih`, in window row `oh`, of an NCHW plane whose windows are [`pairs`];
+/// returns the matches.
+fn max_bwd_pairs_row(
     g: &Geometry,
     dy: &[f32],
     am: &[u32],
+    oh: usize,
     ih: usize,
     dx_row: &mut [f32],
 ) -> usize {
     let (w, ow_n) = (g.cols.input, g.cols.output);
-    // Disjoint rows: at most one window covers the row.
-    let Some(oh) = g.rows.windows_of(ih).next() else {
-        dx_row.fill(0.0);
-        return 0;
-    };
     if ow_n < LANES {
         return scalar::max_bwd_pixels(g, dy, am, ih, 0..w, 0..1, dx_row);
     }
@@ -274,24 +272,29 @@ fn avg_bwd_nchw(g: &Geometry, count_include_pad: bool, dy: &[f32], dx: &mut [f32
     if !pairs(g) {
         return scalar::avg_bwd_nchw(g, count_include_pad, dy, dx);
     }
-    for (ih, dx_row) in dx.chunks_exact_mut(g.cols.input).enumerate() {
-        avg_bwd_pairs_row(g, count_include_pad, dy, ih, dx_row);
-    }
+    let w = g.cols.input;
+    for_each_window_row(g, dx, |oh, ih, dx| {
+        avg_bwd_pairs_row(
+            g,
+            count_include_pad,
+            dy,
+            oh,
+            ih,
+            &mut dx[ih * w..(ih + 1) * w],
+        );
+    });
 }
 
-/// Input row `ih` of an NCHW plane whose windows are [`pairs`].
-pub(crate) fn avg_bwd_pairs_row(
+/// Input row `ih`, in window row `oh`, of an NCHW plane whose windows are [`pairs`].
+fn avg_bwd_pairs_row(
     g: &Geometry,
     count_include_pad: bool,
     dy: &[f32],
+    oh: usize,
     ih: usize,
     dx_row: &mut [f32],
 ) {
     let (w, ow_n) = (g.cols.input, g.cols.output);
-    let Some(oh) = g.rows.windows_of(ih).next() else {
-        dx_row.fill(0.0);
-        return;
-    };
     if ow_n < LANES {
         return scalar::avg_bwd_pixels(g, count_include_pad, dy, ih, 0..w, 0..1, dx_row);
     }
@@ -313,21 +316,22 @@ fn max_bwd_nhwc(g: &Geometry, dy: &[f32], am: &[u32], ih: usize, dx_row: &mut [f
     let ohs = g.rows.windows_of(ih);
     let mut matches = 0;
     for iw in 0..w {
-        let ows = g.cols.windows_of(iw);
         let here = u32x4::splat((ih * w + iw) as u32);
-        for c in (0..vec_end).step_by(LANES) {
-            let mut acc = f32x4::ZERO;
-            for oh in ohs.clone() {
-                for ow in ows.clone() {
-                    let o = (oh * ow_n + ow) * ch + c;
-                    let hit = load_u32(&am[o..]).simd_eq(here);
-                    // Adding +0.0 where the window picked another input leaves the sum
-                    // as the scalar path's conditional add does.
-                    acc += hit.select(load(&dy[o..]), f32x4::ZERO);
+        let dx = &mut dx_row[iw * ch..][..vec_end];
+        dx.fill(0.0);
+        // Windows in output order, each adding to every channel block: the scalar
+        // path's order. Adding +0.0 where a window picked another input leaves the sum
+        // as the scalar path's conditional add does.
+        for oh in ohs.clone() {
+            for ow in g.cols.windows_of(iw) {
+                let o = (oh * ow_n + ow) * ch;
+                for c in (0..vec_end).step_by(LANES) {
+                    let hit = load_u32(&am[o + c..]).simd_eq(here);
+                    let sum = load(&dx[c..]) + hit.select(load(&dy[o + c..]), f32x4::ZERO);
+                    store(&mut dx[c..], sum);
                     matches += hit.to_bitmask().count_ones() as usize;
                 }
             }
-            store(&mut dx_row[iw * ch + c..], acc);
         }
         matches += scalar::max_bwd_pixels(g, dy, am, ih, iw..iw + 1, vec_end..ch, dx_row);
     }
@@ -339,16 +343,17 @@ fn avg_bwd_nhwc(g: &Geometry, count_include_pad: bool, dy: &[f32], ih: usize, dx
     let vec_end = ch - ch % LANES;
     let ohs = g.rows.windows_of(ih);
     for iw in 0..w {
-        let ows = g.cols.windows_of(iw);
-        for c in (0..vec_end).step_by(LANES) {
-            let mut acc = f32x4::ZERO;
-            for oh in ohs.clone() {
-                for ow in ows.clone() {
-                    let divisor = f32x4::splat(g.divisor(oh, ow, count_include_pad));
-                    acc += load(&dy[(oh * ow_n + ow) * ch + c..]) / divisor;
+        let dx = &mut dx_row[iw * ch..][..vec_end];
+        dx.fill(0.0);
+        for oh in ohs.clone() {
+            for ow in g.cols.windows_of(iw) {
+                let divisor = f32x4::splat(g.divisor(oh, ow, count_include_pad));
+                let o = (oh * ow_n + ow) * ch;
+                for c in (0..vec_end).step_by(LANES) {
+                    let sum = load(&dx[c..]) + load(&dy[o + c..]) / divisor;
+                    store(&mut dx[c..], sum);
                 }
             }
-            store(&mut dx_row[iw * ch + c..], acc);
         }
         let tail = vec_end..ch;
         scalar::avg_bwd_pixels(g, count_include_pad, dy, ih, iw..iw + 1, tail, dx_row);
