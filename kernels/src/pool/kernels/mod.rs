@@ -4,6 +4,15 @@
 //! along the output width) or an NHWC row (vectors run along the channels). The driver
 //! in `pool/mod.rs` validates, splits the units among threads and picks the table;
 //! nothing here sees a thread or a user error.
+//!
+//! - `scalar`: plain Rust; also the edge and channel-tail code of the vector paths.
+//! - `neon_4lane`: 4 lanes on `wide::f32x4`; NCHW edge windows and non-2 × 2 gradients
+//!   run on the scalar code.
+//! - `avx2`: 8 lanes; every NCHW output in the vector blocks (see its module).
+//!
+//! Max-pooling gradient kernels count the outputs whose argmax they found in their
+//! window: the driver's check that every argmax names a position of its window, at no
+//! extra pass.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
