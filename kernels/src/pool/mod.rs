@@ -7,17 +7,23 @@
 //!
 //! Each operation has a function on the process's ISA path ([`Isa::selected`]) and an
 //! `_on` twin that takes the path explicitly; both take a [`Parallelism`]. Results are
-//! bitwise identical for every thread count; max pooling (values and argmax) and the
-//! max-pooling gradient are also bitwise identical on every ISA path, the averages agree
-//! to rounding.
+//! bitwise identical for every thread count, and on every ISA path: all paths sum in
+//! f32 in the same order (forward: window rows, then columns; backward: windows in
+//! output order) — except the NCHW global average, whose plane sums each path splits its
+//! own way.
 //!
-//! How the work is cut: NCHW runs one plane at a time with vectors along the output
-//! width (for the common 2 × 2, stride-2 window, two loads and two shuffles per 8
-//! outputs and window row); NHWC runs one output row (forward) or input row (backward)
-//! at a time with vectors along the channels. Backward passes are gathers — each input
-//! sums the gradients of the windows that cover it, in a fixed order — so they need no
-//! atomics and no zeroing pass, and overlapping windows cost nothing extra in
-//! correctness.
+//! How the work is cut (see `kernels/`): NCHW runs one plane at a time with vectors
+//! along the output width. The common 2 × 2, stride-2 window reads the plane directly —
+//! two loads and two shuffles per 8 outputs and window row, and for the gradient each
+//! output's dy written straight to the input its argmax names. On AVX2, other windows
+//! go through padded copies (of the plane forward, of the output rows backward) so that
+//! edge windows run in the vector blocks too, and the gradient is a gather: each input
+//! sums its windows in registers. NHWC runs one output row (forward) or input row
+//! (backward) at a time with vectors along the channels; its gradient is a gather as
+//! well. No pass needs atomics, and threads split planes or rows, never a sum.
+//!
+//! Max pooling's argmax is a u32 plane position, so planes need fewer than 2³²
+//! positions.
 
 mod desc;
 mod driver;
@@ -170,7 +176,8 @@ fn image(data: &[f32], i: usize, len: usize) -> &[f32] {
 /// Shapes: `dy` and `argmax` are the output's shape, `dx` the input's, in `desc.layout`;
 /// `dx` is overwritten. `argmax` must come from [`max_pool2d_forward`] with the same
 /// descriptor: an index that is not a position of its own window (outside the plane, or
-/// in the plane but outside the window) is an error, and `dx` is then unspecified.
+/// in the plane but outside the window) is an error, and `dx` is then unspecified. So is
+/// a plane of 2³² positions or more.
 pub fn max_pool2d_backward(
     desc: &Pool2dDesc,
     dy: &[f32],

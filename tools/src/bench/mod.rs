@@ -2,6 +2,7 @@
 
 mod conv;
 mod gemm;
+mod pool;
 
 use clap::{Args, Subcommand};
 
@@ -17,11 +18,14 @@ enum Which {
     Gemm(gemm::GemmArgs),
     /// conv2d forward, backward-data and backward-weights on the default CNN layers.
     Conv(conv::ConvArgs),
+    /// Pooling forward and backward: ms, GB/s and fraction of memory bandwidth.
+    Pool(pool::PoolArgs),
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     match &args.which {
         Which::Gemm(a) => gemm::run(a),
         Which::Conv(a) => conv::run(a),
+        Which::Pool(a) => pool::run(a),
     }
 }

@@ -4,6 +4,15 @@
 //! along the output width) or an NHWC row (vectors run along the channels). The driver
 //! in `pool/mod.rs` validates, splits the units among threads and picks the table;
 //! nothing here sees a thread or a user error.
+//!
+//! - `scalar`: plain Rust; also the edge and channel-tail code of the vector paths.
+//! - `neon_4lane`: 4 lanes on `wide::f32x4`; NCHW edge windows and non-2 × 2 gradients
+//!   run on the scalar code.
+//! - `avx2`: 8 lanes; every NCHW output in the vector blocks (see its module).
+//!
+//! Max-pooling gradient kernels count the outputs whose argmax they found in their
+//! window: the driver's check that every argmax names a position of its window, at no
+//! extra pass.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -13,6 +22,7 @@ mod scalar;
 
 use super::geometry::Geometry;
 use crate::arch::Isa;
+use std::ops::Range;
 
 /// One ISA path's kernels. Slices are exactly one unit long: an input image (`x`, or
 /// `dy` and `am` of a backward pass's output image), an output plane or row (`y`, `am`),
@@ -57,25 +67,23 @@ pub(crate) type AvgNchw =
 pub(crate) type AvgNhwc =
     fn(g: &Geometry, count_include_pad: bool, input: &[f32], row: usize, output: &mut [f32]);
 
-/// Walks the input rows of a plane whose window rows are disjoint, in order: `covered(oh,
-/// ih, dx)` for each input row `ih` of window row `oh` (`dx` is the whole plane, rows
-/// below `ih` final, rows above it not yet written); rows that no window covers get a
-/// zero gradient. Needs no division per row, unlike
+/// Walks the window rows of a plane whose window rows are disjoint, in order:
+/// `covered(oh, rows, dx)` for window row `oh` and the input rows it covers (`dx` is the
+/// whole plane: rows below `rows` final, rows above not yet written); rows that no
+/// window covers get a zero gradient. Needs no division per row, unlike
 /// [`Axis::windows_of`](super::geometry::Axis::windows_of).
 pub(crate) fn for_each_window_row(
     g: &Geometry,
     dx: &mut [f32],
-    mut covered: impl FnMut(usize, usize, &mut [f32]),
+    mut covered: impl FnMut(usize, Range<usize>, &mut [f32]),
 ) {
     let w = g.cols.input;
     let mut next = 0;
     for oh in 0..g.rows.output {
         let rows = g.rows.real(oh);
         dx[next * w..rows.start * w].fill(0.0);
-        for ih in rows.clone() {
-            covered(oh, ih, dx);
-        }
         next = rows.end;
+        covered(oh, rows, dx);
     }
     dx[next * w..].fill(0.0);
 }

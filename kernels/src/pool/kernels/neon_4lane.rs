@@ -226,8 +226,10 @@ fn max_bwd_nchw(g: &Geometry, dy: &[f32], am: &[u32], dx: &mut [f32]) -> usize {
     }
     let mut matches = 0;
     let w = g.cols.input;
-    for_each_window_row(g, dx, |oh, ih, dx| {
-        matches += max_bwd_pairs_row(g, dy, am, oh, ih, &mut dx[ih * w..(ih + 1) * w]);
+    for_each_window_row(g, dx, |oh, rows, dx| {
+        for ih in rows {
+            matches += max_bwd_pairs_row(g, dy, am, oh, ih, &mut dx[ih * w..(ih + 1) * w]);
+        }
     });
     matches
 }
@@ -273,15 +275,11 @@ fn avg_bwd_nchw(g: &Geometry, count_include_pad: bool, dy: &[f32], dx: &mut [f32
         return scalar::avg_bwd_nchw(g, count_include_pad, dy, dx);
     }
     let w = g.cols.input;
-    for_each_window_row(g, dx, |oh, ih, dx| {
-        avg_bwd_pairs_row(
-            g,
-            count_include_pad,
-            dy,
-            oh,
-            ih,
-            &mut dx[ih * w..(ih + 1) * w],
-        );
+    for_each_window_row(g, dx, |oh, rows, dx| {
+        for ih in rows {
+            let dx_row = &mut dx[ih * w..(ih + 1) * w];
+            avg_bwd_pairs_row(g, count_include_pad, dy, oh, ih, dx_row);
+        }
     });
 }
 

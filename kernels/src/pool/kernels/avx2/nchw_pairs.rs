@@ -4,9 +4,10 @@
 //! Forward: per window row, two loads of 8 inputs and two in-lane shuffles split the
 //! even and odd inputs of 8 windows; the lanes come out with their 64-bit pairs swapped,
 //! which one permute per block undoes. Backward: each output's dy goes to the one of its
-//! two inputs its argmax names (+0.0 to the other), interleaved back into the row. The
-//! last block of a row loads only the inputs that exist (masked loads) and stores with
-//! `store_spill`: rows are written in increasing order.
+//! two inputs its argmax names (+0.0 to the other), interleaved back into the rows; one
+//! load of dy and argmax serves every input row of the window row. The last block of a
+//! row overlaps the one before; a row of fewer than 8 outputs is one block that loads
+//! only the inputs that exist (masked loads) and stores with `store_spill`.
 
 use super::super::super::geometry::Geometry;
 use super::super::{for_each_window_row, neon_4lane};
@@ -140,28 +141,32 @@ pub(super) fn max_bwd(g: &Geometry, dy: &[f32], am: &[u32], dx: &mut [f32]) -> u
     let lane_cols = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     let (one, zero) = (_mm256_set1_epi32(1), _mm256_setzero_ps());
     let mut counts = _mm256_setzero_si256();
-    for_each_window_row(g, dx, |oh, ih, dx| {
+    for_each_window_row(g, dx, |oh, rows, dx| {
         let (dy_row, am_row) = (&dy[oh * ow_n..][..ow_n], &am[oh * ow_n..][..ow_n]);
-        for start in (0..ow_n).step_by(LANES) {
-            let n = LANES.min(ow_n - start);
-            let even = _mm256_add_epi32(lane_cols, splat_index(ih * w + 2 * start));
-            let odd = _mm256_add_epi32(even, one);
+        // Outputs already counted: the last block may overlap the one before.
+        let mut done = 0;
+        for_each_block(ow_n, |start, n| {
             let a = load_lanes_u32(&am_row[start..start + n]);
             let d = load_lanes(&dy_row[start..start + n]);
-            let hit_even = _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, even));
-            let hit_odd = _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, odd));
-            // 0 + dy turns a -0.0 gradient into +0.0, as the scalar path's sum does.
-            let e = _mm256_add_ps(zero, _mm256_and_ps(hit_even, d));
-            let o = _mm256_add_ps(zero, _mm256_and_ps(hit_odd, d));
-            // Lanes past the row's end hold zeros, which may equal a position.
-            let real = _mm256_castsi256_ps(first_lanes(n));
-            counts = count_hits(counts, _mm256_and_ps(_mm256_or_ps(hit_even, hit_odd), real));
-            store_pairs(dx, ih * w + 2 * start, n, e, o);
-        }
-        // An odd width leaves a last input in no window.
-        if 2 * ow_n < w {
-            dx[(ih + 1) * w - 1] = 0.0;
-        }
+            // Count each output once, and not the lanes past the row's end, whose
+            // zeros may equal a position.
+            let fresh = _mm256_andnot_si256(first_lanes(done - start.min(done)), first_lanes(n));
+            let fresh = _mm256_castsi256_ps(fresh);
+            for ih in rows.clone() {
+                let even = _mm256_add_epi32(lane_cols, splat_index(ih * w + 2 * start));
+                let odd = _mm256_add_epi32(even, one);
+                let hit_even = _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, even));
+                let hit_odd = _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, odd));
+                // 0 + dy turns a -0.0 gradient into +0.0, as the scalar path's sum does.
+                let e = _mm256_add_ps(zero, _mm256_and_ps(hit_even, d));
+                let o = _mm256_add_ps(zero, _mm256_and_ps(hit_odd, d));
+                let hits = _mm256_or_ps(hit_even, hit_odd);
+                counts = count_hits(counts, _mm256_and_ps(hits, fresh));
+                store_pairs(dx, ih * w + 2 * start, n, e, o);
+            }
+            done = start + n;
+        });
+        odd_width_zeros(dx, rows, w, ow_n);
     });
     total(counts)
 }
@@ -170,18 +175,28 @@ pub(super) fn max_bwd(g: &Geometry, dy: &[f32], am: &[u32], dx: &mut [f32]) -> u
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn avg_bwd(g: &Geometry, count_include_pad: bool, dy: &[f32], dx: &mut [f32]) {
     let (w, ow_n) = (g.cols.input, g.cols.output);
-    for_each_window_row(g, dx, |oh, ih, dx| {
+    for_each_window_row(g, dx, |oh, rows, dx| {
         let dy_row = &dy[oh * ow_n..][..ow_n];
         let divisor = _mm256_set1_ps(g.interior_divisor(oh, count_include_pad));
-        for start in (0..ow_n).step_by(LANES) {
-            let n = LANES.min(ow_n - start);
+        for_each_block(ow_n, |start, n| {
             // 0 + share, as the scalar path's sum.
             let share = _mm256_div_ps(load_lanes(&dy_row[start..start + n]), divisor);
             let share = _mm256_add_ps(_mm256_setzero_ps(), share);
-            store_pairs(dx, ih * w + 2 * start, n, share, share);
-        }
-        if 2 * ow_n < w {
+            for ih in rows.clone() {
+                store_pairs(dx, ih * w + 2 * start, n, share, share);
+            }
+        });
+        odd_width_zeros(dx, rows, w, ow_n);
+    });
+}
+
+/// An odd width leaves the last input of each row in no window: its gradient is 0.
+/// Written after the row's blocks, whose stores may spill over it.
+#[inline]
+fn odd_width_zeros(dx: &mut [f32], rows: std::ops::Range<usize>, w: usize, ow_n: usize) {
+    if 2 * ow_n < w {
+        for ih in rows {
             dx[(ih + 1) * w - 1] = 0.0;
         }
-    });
+    }
 }
