@@ -700,46 +700,69 @@ fn shifted(values: &[f32], offset: usize) -> Vec<f32> {
 
 #[test]
 fn tensors_beyond_the_cache_stream_and_keep_results_independent_of_alignment() {
-    // Larger than the last-level cache, so that the outputs are streamed; the channel
-    // runs are odd, so that every run starts at another alignment.
+    // Larger than the last-level cache, so that the outputs are streamed. NCHW with odd
+    // channel runs (every run starts at another alignment) and NHWC with 61 channels
+    // (the bias pattern straddles vectors), each at four alignments of the buffers.
     let l3 = axonal_kernels::arch::CacheSizes::detect().l3_or_default();
+    let floats = l3 / 4 + l3 / 16;
     let inner = 10_007;
-    let channels = (l3 / 4 / inner + 1).div_ceil(2) + 1;
-    let shape = BiasShape::new(2, channels, inner);
-    let n = shape.len();
-    assert!(n * 4 > l3);
-    let x: Vec<f32> = values(n, 1).iter().map(|v| 3.0 * v).collect();
-    let bias = values(channels, 2);
-    let dy = values(n, 3);
+    let runs = floats.div_ceil(2 * inner);
+    let shapes = [
+        BiasShape::new(2, runs, inner),
+        BiasShape::new(floats.div_ceil(61), 61, 1),
+    ];
     let act = Activation::Relu;
     let isa = Isa::detected();
     let par = Parallelism::Threads(2);
-    let mut first: Option<(Vec<u32>, Vec<u32>, Vec<u32>)> = None;
-    for offset in [0, 1, 3, 6] {
-        let xs = shifted(&x, offset);
-        let mut ys = vec![0.0f32; n + offset];
-        let y = &mut ys[offset..];
-        bias_activation_forward_on(isa, &shape, act, &xs[offset..], Some(&bias), y, par).unwrap();
-        for (at, &v) in y.iter().enumerate() {
-            let c = (at / inner) % channels;
-            let z = xs[offset + at] + bias[c];
-            assert_eq!(v.to_bits(), if z < 0.0 { 0.0f32 } else { z }.to_bits());
-        }
-        let y = y.to_vec();
-        let mut dzs = shifted(&dy, offset);
-        let mut db = vec![0.0f32; channels];
-        let saved = Saved::Output(&y);
-        let dz = &mut dzs[offset..];
-        bias_activation_backward_in_place_on(isa, &shape, act, saved, dz, Some(&mut db), par)
-            .unwrap();
-        for (at, &v) in dz.iter().enumerate() {
-            let want = if y[at] > 0.0 { dy[at] } else { 0.0 };
-            assert_eq!(v.to_bits(), want.to_bits(), "dz at {at}");
-        }
-        let run = (bits(&y), bits(dz), bits(&db));
-        match &first {
-            None => first = Some(run),
-            Some(first) => assert!(*first == run, "offset {offset} changes the results"),
+    for shape in shapes {
+        let n = shape.len();
+        assert!(n * 4 > l3);
+        let x: Vec<f32> = values(n, 1).iter().map(|v| 3.0 * v).collect();
+        let bias = values(shape.channels, 2);
+        let dy = values(n, 3);
+        let channel = |at: usize| (at / shape.inner) % shape.channels;
+        let mut first: Option<(Vec<u32>, Vec<u32>, Vec<u32>)> = None;
+        for offset in [0, 1, 3, 6] {
+            let xs = shifted(&x, offset);
+            let mut ys = vec![0.0f32; n + offset];
+            let y = &mut ys[offset..];
+            bias_activation_forward_on(isa, &shape, act, &xs[offset..], Some(&bias), y, par)
+                .unwrap();
+            for (at, &v) in y.iter().enumerate() {
+                let z = xs[offset + at] + bias[channel(at)];
+                let want = if z < 0.0 { 0.0f32 } else { z };
+                assert_eq!(v.to_bits(), want.to_bits(), "{shape:?} y at {at}");
+            }
+            let y = y.to_vec();
+            let mut dzs = shifted(&dy, offset);
+            let mut db = vec![0.0f32; shape.channels];
+            let saved = Saved::Output(&y);
+            let dz = &mut dzs[offset..];
+            bias_activation_backward_in_place_on(isa, &shape, act, saved, dz, Some(&mut db), par)
+                .unwrap();
+            let mut want_db = vec![0.0f64; shape.channels];
+            let mut magnitude = vec![0.0f64; shape.channels];
+            for (at, &v) in dz.iter().enumerate() {
+                let want = if y[at] > 0.0 { dy[at] } else { 0.0 };
+                assert_eq!(v.to_bits(), want.to_bits(), "{shape:?} dz at {at}");
+                want_db[channel(at)] += f64::from(want);
+                magnitude[channel(at)] += f64::from(want).abs();
+            }
+            let terms = (n / shape.channels) as f64;
+            for c in 0..shape.channels {
+                let tolerance = terms * EPS * magnitude[c];
+                assert!(
+                    (f64::from(db[c]) - want_db[c]).abs() <= tolerance,
+                    "{shape:?} db[{c}] = {}, want {}",
+                    db[c],
+                    want_db[c]
+                );
+            }
+            let run = (bits(&y), bits(dz), bits(&db));
+            match &first {
+                None => first = Some(run),
+                Some(first) => assert!(*first == run, "{shape:?}: offset {offset} changes results"),
+            }
         }
     }
 }

@@ -120,11 +120,7 @@ impl Lanes for V8 {
             self.0
         ))
     }
-    #[inline(always)]
-    fn stream_head(d: &[f32]) -> usize {
-        let misaligned = d.as_ptr() as usize % 32;
-        (32 - misaligned) % 32 / 4
-    }
+    const STREAMS: bool = true;
     #[inline(always)]
     fn store_stream(self, d: &mut [f32]) {
         assert!(d.len() >= 8);
@@ -180,6 +176,10 @@ impl Lanes for V8 {
         avx!(_mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, other.0))
     }
     #[inline(always)]
+    fn lanes_below(k: usize) -> __m256 {
+        avx!(_mm256_castsi256_ps(first_lanes(k)))
+    }
+    #[inline(always)]
     fn select(mask: __m256, if_true: Self, if_false: Self) -> Self {
         V8(avx!(_mm256_blendv_ps(if_false.0, if_true.0, mask)))
     }
@@ -197,13 +197,16 @@ impl Lanes for V8 {
         ));
         let low = avx!(_mm256_srai_epi32::<1>(n));
         let high = avx!(_mm256_sub_epi32(n, low));
-        let factor = |k: __m256i| {
-            V8(avx!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(
-                _mm256_add_epi32(k, _mm256_set1_epi32(127))
-            ))))
-        };
-        (factor(low), factor(high))
+        (pow2_of(low), pow2_of(high))
     }
+}
+
+/// 2ᵏ for integers k in [−126, 127].
+#[inline(always)]
+fn pow2_of(k: __m256i) -> V8 {
+    V8(avx!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(
+        _mm256_add_epi32(k, _mm256_set1_epi32(127))
+    ))))
 }
 
 fn check_cpu() {

@@ -5,7 +5,7 @@
 //! sum of the bias gradient belongs to one item and is added in item order at the end:
 //! so the results are bitwise the same for every [`Parallelism`].
 
-use super::kernel::{ItemShape, SegmentBias};
+use super::kernel::{ItemShape, SegmentBias, PATTERN_OVERHANG};
 use super::{Activation, BiasShape, MathFunction};
 use crate::arch::{CacheSizes, Isa};
 use crate::parallel::{for_each_index, Parallelism};
@@ -151,7 +151,7 @@ impl Plan {
                         len: span.min(len - k * span),
                         segment: pattern,
                         first_run: 0,
-                        sums: pattern,
+                        sums: pattern + PATTERN_OVERHANG,
                     })
                     .collect()
             }
@@ -174,10 +174,10 @@ fn streams(len: usize) -> bool {
 }
 
 /// The bias of each element of a pattern of `len` elements (−0, which adds nothing, when
-/// there is no bias).
+/// there is no bias), followed by the overhang that repeats its start.
 fn expand_bias(shape: &BiasShape, bias: Option<&[f32]>, len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|p| bias.map_or(-0.0, |b| b[(p / shape.inner) % shape.channels]))
+    (0..len + PATTERN_OVERHANG)
+        .map(|p| bias.map_or(-0.0, |b| b[(p % len / shape.inner) % shape.channels]))
         .collect()
 }
 
@@ -303,7 +303,7 @@ pub(super) fn backward(
     let (pattern, sums_len) = match plan {
         Plan::Rows { pattern, per_item } => (
             expand_bias(shape, input.bias, pattern),
-            len.div_ceil(pattern * per_item) * pattern,
+            len.div_ceil(pattern * per_item) * (pattern + PATTERN_OVERHANG),
         ),
         Plan::Runs { runs, pieces, .. } => {
             (Vec::new(), if db.is_some() { runs * pieces } else { 0 })
@@ -345,8 +345,8 @@ fn reduce_bias_gradient(shape: &BiasShape, plan: Plan, sums: &[f32], db: &mut [f
             }
         }
         Plan::Rows { pattern, .. } => {
-            for item in sums.chunks_exact(pattern) {
-                for (p, &s) in item.iter().enumerate() {
+            for item in sums.chunks_exact(pattern + PATTERN_OVERHANG) {
+                for (p, &s) in item[..pattern].iter().enumerate() {
                     total[(p / shape.inner) % shape.channels] += f64::from(s);
                 }
             }

@@ -34,12 +34,10 @@ pub(crate) trait Lanes:
     fn store(self, d: &mut [f32]);
     /// Writes the first `d.len() < LANES` lanes into `d`.
     fn store_partial(self, d: &mut [f32]);
-    /// Elements to skip before `d` is aligned for [`Lanes::store_stream`] (0 on paths
-    /// without streaming stores).
-    fn stream_head(_d: &[f32]) -> usize {
-        0
-    }
-    /// Like [`Lanes::store`], bypassing the caches where the ISA can.
+    /// Whether [`Lanes::store_stream`] bypasses the caches on this path.
+    const STREAMS: bool = false;
+    /// Like [`Lanes::store`], bypassing the caches where the ISA can, for `d` aligned to
+    /// a whole vector.
     fn store_stream(self, d: &mut [f32]) {
         self.store(d)
     }
@@ -58,6 +56,8 @@ pub(crate) trait Lanes:
     fn le(self, other: Self) -> Self::Mask;
     fn gt(self, other: Self) -> Self::Mask;
     fn eq(self, other: Self) -> Self::Mask;
+    /// Lanes `0..k` set (`k ≤ LANES`).
+    fn lanes_below(k: usize) -> Self::Mask;
     /// `if mask { if_true } else { if_false }`, lane by lane.
     fn select(mask: Self::Mask, if_true: Self, if_false: Self) -> Self;
 
@@ -146,6 +146,10 @@ impl Lanes for f32 {
         self == other
     }
     #[inline(always)]
+    fn lanes_below(k: usize) -> bool {
+        k > 0
+    }
+    #[inline(always)]
     fn select(mask: bool, if_true: Self, if_false: Self) -> Self {
         if mask {
             if_true
@@ -162,9 +166,14 @@ impl Lanes for f32 {
     fn pow2_halves(t: Self) -> (Self, Self) {
         let n = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC_BITS);
         let low = n >> 1;
-        let factor = |k: i32| f32::from_bits(((k + 127) << 23) as u32);
-        (factor(low), factor(n - low))
+        (pow2_of(low), pow2_of(n - low))
     }
+}
+
+/// 2ᵏ for integers k in [−126, 127].
+#[inline(always)]
+fn pow2_of(k: i32) -> f32 {
+    f32::from_bits(((k + 127) << 23) as u32)
 }
 
 pub(super) const SCALAR_PATHS: Paths = Paths {

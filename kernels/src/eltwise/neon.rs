@@ -81,6 +81,10 @@ impl Lanes for f32x4 {
         self.simd_eq(other)
     }
     #[inline(always)]
+    fn lanes_below(k: usize) -> f32x4 {
+        f32x4::new([0.0, 1.0, 2.0, 3.0]).simd_lt(f32x4::splat(k as f32))
+    }
+    #[inline(always)]
     fn select(mask: f32x4, if_true: Self, if_false: Self) -> Self {
         mask.select(if_true, if_false)
     }
@@ -93,9 +97,14 @@ impl Lanes for f32x4 {
     fn pow2_halves(t: Self) -> (Self, Self) {
         let n = cast::<f32x4, i32x4>(t) - i32x4::splat(ROUND_MAGIC_BITS);
         let low = n >> 1;
-        let factor = |k: i32x4| cast::<i32x4, f32x4>((k + i32x4::splat(127)) << 23);
-        (factor(low), factor(n - low))
+        (pow2_of(low), pow2_of(n - low))
     }
+}
+
+/// 2ᵏ for integers k in [−126, 127].
+#[inline(always)]
+fn pow2_of(k: i32x4) -> f32x4 {
+    cast((k + i32x4::splat(127)) << 23)
 }
 
 fn forward(act: Activation, item: &ItemShape<'_>, x: Option<&[f32]>, y: &mut [f32]) {

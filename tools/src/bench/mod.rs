@@ -1,6 +1,7 @@
 //! `axonal bench`: kernel benchmarks against peers, as tables or JSON.
 
 mod conv;
+mod eltwise;
 mod gemm;
 mod pool;
 
@@ -20,6 +21,8 @@ enum Which {
     Conv(conv::ConvArgs),
     /// Pooling forward and backward: ms, GB/s and fraction of memory bandwidth.
     Pool(pool::PoolArgs),
+    /// Fused bias + activation, forward and backward, against the copy bandwidth.
+    Eltwise(eltwise::EltwiseArgs),
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -27,5 +30,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         Which::Gemm(a) => gemm::run(a),
         Which::Conv(a) => conv::run(a),
         Which::Pool(a) => pool::run(a),
+        Which::Eltwise(a) => eltwise::run(a),
     }
 }
