@@ -212,6 +212,21 @@ pub fn run(args: &PoolArgs) -> Result<(), String> {
         None => Isa::selected(),
     }
     .map_err(|e| e.to_string())?;
+    let chosen: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| args.only.is_empty() || args.only.iter().any(|o| c.name.contains(o.as_str())))
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "--case {:?} matches none of: {}",
+            args.only,
+            cases()
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let par = if args.threads == 1 {
         Parallelism::Sequential
     } else {
@@ -244,21 +259,6 @@ pub fn run(args: &PoolArgs) -> Result<(), String> {
             "{:<32} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}  vs PyTorch (fwd / bwd)",
             "case", "fwd ms", "bwd ms", "fwd GB/s", "bwd GB/s", "%DRAM", "%L3"
         );
-    }
-    let chosen: Vec<Case> = cases()
-        .into_iter()
-        .filter(|c| args.only.is_empty() || args.only.iter().any(|o| c.name.contains(o.as_str())))
-        .collect();
-    if chosen.is_empty() {
-        return Err(format!(
-            "--case {:?} matches none of: {}",
-            args.only,
-            cases()
-                .iter()
-                .map(|c| c.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
     }
     let mut rows = Vec::new();
     for case in chosen {
