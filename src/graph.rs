@@ -1,0 +1,479 @@
+//! The graph: named layers wired into a DAG, with buffers planned once per batch size.
+//!
+//! A [`GraphBuilder`] (or the [`Sequential`] shorthand) collects layers; [`build`]
+//! fuses what the kernels can do in one pass (a convolution or linear layer followed by
+//! an activation whose gradient reads the output) and checks every shape. The graph
+//! then owns one output and one gradient tensor per node, sized on the first pass with
+//! a batch size and reused by every later pass, so a training step allocates nothing.
+//!
+//! [`build`]: GraphBuilder::build
+
+use crate::error::{Error, Result};
+use crate::layer::{Context, Flops, Layer};
+use crate::param::Param;
+use crate::tensor::Tensor;
+use std::time::Instant;
+
+/// A node's output in a [`GraphBuilder`]: the graph input or a layer's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeId(usize);
+
+struct Node {
+    /// The name its parameters carry (`conv1` → `conv1.weight`).
+    name: String,
+    /// What the profile shows: the name and the names of fused layers (`conv1+relu1`).
+    label: String,
+    layer: Box<dyn Layer>,
+    /// Value ids: 0 is the graph input, i + 1 the output of node i.
+    inputs: Vec<usize>,
+}
+
+/// Collects named layers and their wiring.
+pub struct GraphBuilder {
+    sample_shape: Vec<usize>,
+    nodes: Vec<Node>,
+}
+
+impl GraphBuilder {
+    /// A graph whose input is a batch of samples of `sample_shape` (e.g. `[1, 28, 28]`).
+    pub fn new(sample_shape: &[usize]) -> GraphBuilder {
+        GraphBuilder {
+            sample_shape: sample_shape.to_vec(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The graph input.
+    pub fn input(&self) -> NodeId {
+        NodeId(0)
+    }
+
+    /// Adds `layer` under `name`, fed by `inputs`; its parameters are named
+    /// `name.weight`, `name.bias`, ... as in PyTorch.
+    pub fn add(
+        &mut self,
+        name: &str,
+        mut layer: impl Layer + 'static,
+        inputs: &[NodeId],
+    ) -> Result<NodeId> {
+        if name.is_empty() || self.nodes.iter().any(|n| n.name == name) {
+            return Err(Error::invalid(
+                "graph node name",
+                format!("{name:?} is empty or already used"),
+            ));
+        }
+        if let Some(bad) = inputs.iter().find(|id| id.0 > self.nodes.len()) {
+            return Err(Error::invalid(
+                "graph wiring",
+                format!("{name} reads node {} which does not exist yet", bad.0),
+            ));
+        }
+        layer.visit_params(&mut |p| p.name = format!("{name}.{}", p.name));
+        self.nodes.push(Node {
+            name: name.to_string(),
+            label: name.to_string(),
+            layer: Box::new(layer),
+            inputs: inputs.iter().map(|id| id.0).collect(),
+        });
+        Ok(NodeId(self.nodes.len()))
+    }
+
+    /// The graph computing `output`: fuses activations into their producers and checks
+    /// every shape for a batch of one.
+    pub fn build(self, output: NodeId) -> Result<Graph> {
+        if output.0 == 0 || output.0 > self.nodes.len() {
+            return Err(Error::invalid(
+                "graph output",
+                "must be the output of a layer",
+            ));
+        }
+        let (nodes, output) = fuse(self.nodes, output.0);
+        let count = nodes.len() + 1;
+        let mut graph = Graph {
+            nodes,
+            sample_shape: self.sample_shape,
+            values: vec![Tensor::default(); count],
+            grads: vec![Vec::new(); count],
+            written: vec![false; count],
+            scratch: [Vec::new(), Vec::new()],
+            output,
+            batch: None,
+            timing: None,
+        };
+        graph.plan(1)?;
+        Ok(graph)
+    }
+}
+
+/// Folds each activation node into the node feeding it when that node has no other
+/// reader and can apply it in its epilogue. Returns the nodes and the output's new id.
+fn fuse(nodes: Vec<Node>, output: usize) -> (Vec<Node>, usize) {
+    let mut readers = vec![0usize; nodes.len() + 1];
+    for node in &nodes {
+        for &i in &node.inputs {
+            readers[i] += 1;
+        }
+    }
+    // new_id[v]: where value v lives after fusion.
+    let mut new_id = vec![0usize; nodes.len() + 1];
+    let mut kept: Vec<Node> = Vec::with_capacity(nodes.len());
+    for (i, mut node) in nodes.into_iter().enumerate() {
+        node.inputs.iter_mut().for_each(|v| *v = new_id[*v]);
+        let producer = match (node.layer.as_activation(), &node.inputs[..]) {
+            (Some(act), &[src])
+                if src > 0
+                    && readers[old_of(&new_id, src)] == 1
+                    && old_of(&new_id, src) != output =>
+            {
+                let target = &mut kept[src - 1];
+                target.layer.fuse_activation(act).then_some(src)
+            }
+            _ => None,
+        };
+        match producer {
+            Some(src) => {
+                let target = &mut kept[src - 1];
+                target.label = format!("{}+{}", target.label, node.label);
+                new_id[i + 1] = src;
+            }
+            None => {
+                kept.push(node);
+                new_id[i + 1] = kept.len();
+            }
+        }
+    }
+    (kept, new_id[output])
+}
+
+/// The original id of the value that now lives at `new` (the last one mapped there).
+fn old_of(new_id: &[usize], new: usize) -> usize {
+    new_id.iter().rposition(|&v| v == new).unwrap_or(0)
+}
+
+/// Per-node wall time of the passes since the last reset, in seconds.
+#[derive(Debug, Clone, Default)]
+struct Timing {
+    forward: Vec<f64>,
+    backward: Vec<f64>,
+}
+
+/// What the profile shows about a node.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub label: String,
+    pub kind: String,
+    pub output_shape: Vec<usize>,
+    pub flops: Flops,
+    /// Bytes one forward pass moves at least.
+    pub bytes: f64,
+}
+
+/// A built network: run [`forward`](Graph::forward) and [`backward`](Graph::backward).
+pub struct Graph {
+    nodes: Vec<Node>,
+    sample_shape: Vec<usize>,
+    /// values[0] is the input, values[i + 1] the output of node i.
+    values: Vec<Tensor>,
+    /// ∂loss/∂values[v] during backward (grads[0] is never filled: no input gradient).
+    grads: Vec<Vec<f32>>,
+    /// Whether grads[v] already holds a contribution in this backward pass.
+    written: Vec<bool>,
+    /// Where a second contribution to a gradient is computed before it is added.
+    scratch: [Vec<f32>; 2],
+    output: usize,
+    batch: Option<usize>,
+    timing: Option<Timing>,
+}
+
+impl Graph {
+    /// The shape of one sample of the input.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    /// Sizes every buffer for `batch` samples (allocating only for a batch larger than
+    /// any before).
+    fn plan(&mut self, batch: usize) -> Result<()> {
+        if self.batch == Some(batch) {
+            return Ok(());
+        }
+        let mut shape = vec![batch];
+        shape.extend_from_slice(&self.sample_shape);
+        self.values[0].reshape_storage(&shape)?;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let inputs: Vec<&[usize]> = node
+                .inputs
+                .iter()
+                .map(|&v| self.values[v].shape())
+                .collect();
+            let out = node.layer.output_shape(&inputs).map_err(|e| match e {
+                Error::Shape {
+                    what,
+                    expected,
+                    got,
+                } => Error::Shape {
+                    what: format!("{} ({what})", node.name),
+                    expected,
+                    got,
+                },
+                e => e,
+            })?;
+            self.values[i + 1].reshape_storage(&out)?;
+            let len = self.values[i + 1].len();
+            self.grads[i + 1].resize(len, 0.0);
+        }
+        self.batch = Some(batch);
+        Ok(())
+    }
+
+    /// The input buffer for a batch of `batch` samples, to be filled before
+    /// [`forward`](Graph::forward).
+    pub fn input_mut(&mut self, batch: usize) -> Result<&mut [f32]> {
+        if batch == 0 {
+            return Err(Error::invalid("batch size", "must be at least 1, got 0"));
+        }
+        self.plan(batch)?;
+        Ok(self.values[0].data_mut())
+    }
+
+    /// The input tensor of the last pass.
+    pub fn input(&self) -> &Tensor {
+        &self.values[0]
+    }
+
+    /// Runs every layer on the input written through [`input_mut`](Graph::input_mut).
+    pub fn forward(&mut self, ctx: &Context) -> Result<&Tensor> {
+        if self.batch.is_none() {
+            return Err(Error::invalid("forward", "no input was given"));
+        }
+        let Graph {
+            nodes,
+            values,
+            timing,
+            ..
+        } = self;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let start = timing.as_ref().map(|_| Instant::now());
+            let mut y = std::mem::take(&mut values[i + 1]);
+            let result = match node.inputs[..] {
+                [a] => node.layer.forward(ctx, &[&values[a]], &mut y),
+                [a, b] => node.layer.forward(ctx, &[&values[a], &values[b]], &mut y),
+                _ => Err(Error::invalid(
+                    "graph node",
+                    format!(
+                        "{} has {} inputs; 1 or 2 are supported",
+                        node.name,
+                        node.inputs.len()
+                    ),
+                )),
+            };
+            values[i + 1] = y;
+            result?;
+            if let (Some(t), Some(start)) = (timing.as_mut(), start) {
+                t.forward[i] += start.elapsed().as_secs_f64();
+            }
+        }
+        Ok(&self.values[self.output])
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self) -> &Tensor {
+        &self.values[self.output]
+    }
+
+    /// Where the loss writes ∂loss/∂output before [`backward`](Graph::backward).
+    pub fn output_grad_mut(&mut self) -> &mut [f32] {
+        &mut self.grads[self.output]
+    }
+
+    /// Back-propagates the gradient written through
+    /// [`output_grad_mut`](Graph::output_grad_mut): overwrites every parameter's
+    /// gradient. The input's gradient is not computed.
+    pub fn backward(&mut self, ctx: &Context) -> Result<()> {
+        if self.batch.is_none() {
+            return Err(Error::invalid("backward", "no forward pass was run"));
+        }
+        let Graph {
+            nodes,
+            values,
+            grads,
+            written,
+            scratch,
+            timing,
+            output,
+            ..
+        } = self;
+        written.iter_mut().for_each(|w| *w = false);
+        written[*output] = true;
+        for (i, node) in nodes.iter_mut().enumerate().rev() {
+            let v = i + 1;
+            if !written[v] {
+                // Nothing downstream reads this node (a dead branch): no gradient.
+                continue;
+            }
+            let start = timing.as_ref().map(|_| Instant::now());
+            let mut dy = std::mem::take(&mut grads[v]);
+            // For each input: the buffer its gradient goes to, and whether that buffer is
+            // scratch to be added to a gradient already written.
+            let mut targets: [Option<Vec<f32>>; 2] = [None, None];
+            let mut adds = [false; 2];
+            for (k, &j) in node.inputs.iter().enumerate().take(2) {
+                if j == 0 {
+                    continue;
+                }
+                let repeated = k == 1 && node.inputs[0] == j;
+                if written[j] || repeated {
+                    let mut s = std::mem::take(&mut scratch[k]);
+                    s.resize(values[j].len(), 0.0);
+                    targets[k] = Some(s);
+                    adds[k] = true;
+                } else {
+                    targets[k] = Some(std::mem::take(&mut grads[j]));
+                }
+            }
+            let result = {
+                let [t0, t1] = &mut targets;
+                let mut dx = [t0.as_deref_mut(), t1.as_deref_mut()];
+                let dx = &mut dx[..node.inputs.len().min(2)];
+                match node.inputs[..] {
+                    [a] => node
+                        .layer
+                        .backward(ctx, &[&values[a]], &values[v], &mut dy, dx),
+                    [a, b] => {
+                        node.layer
+                            .backward(ctx, &[&values[a], &values[b]], &values[v], &mut dy, dx)
+                    }
+                    _ => Ok(()),
+                }
+            };
+            grads[v] = dy;
+            for (k, target) in targets.into_iter().enumerate() {
+                let Some(buffer) = target else { continue };
+                let j = node.inputs[k];
+                if adds[k] {
+                    for (g, s) in grads[j].iter_mut().zip(&buffer) {
+                        *g += s;
+                    }
+                    scratch[k] = buffer;
+                } else {
+                    grads[j] = buffer;
+                    written[j] = true;
+                }
+            }
+            result?;
+            if let (Some(t), Some(start)) = (timing.as_mut(), start) {
+                t.backward[i] += start.elapsed().as_secs_f64();
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every parameter, in graph order.
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        for node in &mut self.nodes {
+            node.layer.visit_params(f);
+        }
+    }
+
+    /// Calls `f` on every persistent buffer (running statistics) with its full name.
+    pub fn visit_buffers(&mut self, f: &mut dyn FnMut(&str, &mut Vec<f32>)) {
+        let mut name = String::new();
+        for node in &mut self.nodes {
+            node.layer.visit_buffers(&mut |local, buffer| {
+                name.clear();
+                name.push_str(&node.name);
+                name.push('.');
+                name.push_str(local);
+                f(&name, buffer);
+            });
+        }
+    }
+
+    /// Number of trainable values.
+    pub fn param_count(&mut self) -> usize {
+        let mut count = 0;
+        self.visit_params(&mut |p| count += p.len());
+        count
+    }
+
+    /// Turns per-node timing of the passes on (and clears it) or off.
+    pub fn set_timing(&mut self, on: bool) {
+        self.timing = on.then(|| Timing {
+            forward: vec![0.0; self.nodes.len()],
+            backward: vec![0.0; self.nodes.len()],
+        });
+    }
+
+    /// Seconds spent in each node's forward and backward passes since timing was turned
+    /// on, in node order.
+    pub fn timings(&self) -> Option<(&[f64], &[f64])> {
+        self.timing
+            .as_ref()
+            .map(|t| (&t.forward[..], &t.backward[..]))
+    }
+
+    /// What each node is, for the current batch size.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let inputs: Vec<&[usize]> = node
+                    .inputs
+                    .iter()
+                    .map(|&v| self.values[v].shape())
+                    .collect();
+                let output_shape = self.values[i + 1].shape().to_vec();
+                NodeInfo {
+                    label: node.label.clone(),
+                    kind: node.layer.kind(),
+                    flops: node.layer.flops(&inputs),
+                    bytes: node.layer.bytes(&inputs, &output_shape),
+                    output_shape,
+                }
+            })
+            .collect()
+    }
+
+    /// Bytes held by the activation and gradient buffers.
+    pub fn buffer_bytes(&self) -> usize {
+        let values: usize = self.values.iter().map(|t| t.len()).sum();
+        let grads: usize = self.grads.iter().map(|g| g.len()).sum();
+        4 * (values + grads)
+    }
+}
+
+/// A chain of layers, each reading the previous one's output.
+pub struct Sequential {
+    builder: GraphBuilder,
+    last: NodeId,
+    error: Option<Error>,
+}
+
+impl Sequential {
+    pub fn new(sample_shape: &[usize]) -> Sequential {
+        Sequential {
+            builder: GraphBuilder::new(sample_shape),
+            last: NodeId(0),
+            error: None,
+        }
+    }
+
+    /// Appends a layer (the first error is kept and returned by [`build`](Self::build)).
+    pub fn push(mut self, name: &str, layer: impl Layer + 'static) -> Sequential {
+        if self.error.is_none() {
+            match self.builder.add(name, layer, &[self.last]) {
+                Ok(id) => self.last = id,
+                Err(e) => self.error = Some(e),
+            }
+        }
+        self
+    }
+
+    pub fn build(self) -> Result<Graph> {
+        match self.error {
+            Some(e) => Err(e),
+            None => self.builder.build(self.last),
+        }
+    }
+}

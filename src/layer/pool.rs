@@ -1,0 +1,211 @@
+//! Pooling layers: max (with argmax for backward), average and global average.
+
+use super::{expect_inputs, image_shape, Context, Layer};
+use crate::error::Result;
+use crate::tensor::Tensor;
+use axonal_kernels::pool::{
+    avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward, global_avg_pool2d_forward,
+    max_pool2d_backward, max_pool2d_forward, Pool2dDesc,
+};
+
+/// The window of a pooling layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+}
+
+impl Window {
+    fn desc(&self, kind: &str, input: &[usize]) -> Result<Pool2dDesc> {
+        let [n, c, h, w] = image_shape(kind, input)?;
+        let desc = Pool2dDesc::new(n, c, [h, w], self.kernel)
+            .stride(self.stride)
+            .padding(self.padding);
+        desc.validate()?;
+        Ok(desc)
+    }
+
+    fn output_shape(&self, kind: &str, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        expect_inputs(kind, inputs, 1)?;
+        let desc = self.desc(kind, inputs[0])?;
+        let [oh, ow] = desc.output_hw()?;
+        Ok(vec![desc.batch, desc.channels, oh, ow])
+    }
+}
+
+/// `MaxPool2d(kernel, stride, padding)`; ties go to the first maximum, as in PyTorch.
+pub struct MaxPool2d {
+    window: Window,
+    /// Position of each output's maximum in its input plane, kept for backward.
+    argmax: Vec<u32>,
+}
+
+impl MaxPool2d {
+    /// A square window with stride equal to the window (PyTorch's default).
+    pub fn new(kernel: usize) -> MaxPool2d {
+        MaxPool2d::with(kernel, kernel, 0)
+    }
+
+    pub fn with(kernel: usize, stride: usize, padding: usize) -> MaxPool2d {
+        MaxPool2d {
+            window: Window {
+                kernel: [kernel; 2],
+                stride: [stride; 2],
+                padding: [padding; 2],
+            },
+            argmax: Vec::new(),
+        }
+    }
+}
+
+impl Layer for MaxPool2d {
+    fn kind(&self) -> String {
+        "max_pool2d".into()
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        self.window.output_shape("max_pool2d", inputs)
+    }
+
+    fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        let desc = self.window.desc("max_pool2d", inputs[0].shape())?;
+        self.argmax.resize(y.len(), 0);
+        max_pool2d_forward(
+            &desc,
+            inputs[0].data(),
+            y.data_mut(),
+            &mut self.argmax,
+            ctx.par,
+        )?;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        ctx: &Context,
+        inputs: &[&Tensor],
+        _y: &Tensor,
+        dy: &mut [f32],
+        dx: &mut [Option<&mut [f32]>],
+    ) -> Result<()> {
+        if let Some(dx) = dx[0].as_deref_mut() {
+            let desc = self.window.desc("max_pool2d", inputs[0].shape())?;
+            max_pool2d_backward(&desc, dy, &self.argmax, dx, ctx.par)?;
+        }
+        Ok(())
+    }
+}
+
+/// `AvgPool2d(kernel, stride, padding, count_include_pad)`.
+pub struct AvgPool2d {
+    window: Window,
+    count_include_pad: bool,
+}
+
+impl AvgPool2d {
+    /// A square window with stride equal to the window, no padding.
+    pub fn new(kernel: usize) -> AvgPool2d {
+        AvgPool2d::with(kernel, kernel, 0, true)
+    }
+
+    pub fn with(
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        count_include_pad: bool,
+    ) -> AvgPool2d {
+        AvgPool2d {
+            window: Window {
+                kernel: [kernel; 2],
+                stride: [stride; 2],
+                padding: [padding; 2],
+            },
+            count_include_pad,
+        }
+    }
+}
+
+impl Layer for AvgPool2d {
+    fn kind(&self) -> String {
+        "avg_pool2d".into()
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        self.window.output_shape("avg_pool2d", inputs)
+    }
+
+    fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        let desc = self.window.desc("avg_pool2d", inputs[0].shape())?;
+        avg_pool2d_forward(
+            &desc,
+            self.count_include_pad,
+            inputs[0].data(),
+            y.data_mut(),
+            ctx.par,
+        )?;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        ctx: &Context,
+        inputs: &[&Tensor],
+        _y: &Tensor,
+        dy: &mut [f32],
+        dx: &mut [Option<&mut [f32]>],
+    ) -> Result<()> {
+        if let Some(dx) = dx[0].as_deref_mut() {
+            let desc = self.window.desc("avg_pool2d", inputs[0].shape())?;
+            avg_pool2d_backward(&desc, self.count_include_pad, dy, dx, ctx.par)?;
+        }
+        Ok(())
+    }
+}
+
+/// Global average pooling: `[n, c, h, w]` → `[n, c]` (PyTorch's
+/// `AdaptiveAvgPool2d(1)` followed by `flatten(1)`).
+#[derive(Debug, Default)]
+pub struct GlobalAvgPool;
+
+impl GlobalAvgPool {
+    fn desc(input: &[usize]) -> Result<Pool2dDesc> {
+        let [n, c, h, w] = image_shape("global_avg_pool", input)?;
+        let desc = Pool2dDesc::global(n, c, [h, w]);
+        desc.validate()?;
+        Ok(desc)
+    }
+}
+
+impl Layer for GlobalAvgPool {
+    fn kind(&self) -> String {
+        "global_avg_pool".into()
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        expect_inputs("global_avg_pool", inputs, 1)?;
+        let desc = GlobalAvgPool::desc(inputs[0])?;
+        Ok(vec![desc.batch, desc.channels])
+    }
+
+    fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        let desc = GlobalAvgPool::desc(inputs[0].shape())?;
+        global_avg_pool2d_forward(&desc, inputs[0].data(), y.data_mut(), ctx.par)?;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        ctx: &Context,
+        inputs: &[&Tensor],
+        _y: &Tensor,
+        dy: &mut [f32],
+        dx: &mut [Option<&mut [f32]>],
+    ) -> Result<()> {
+        if let Some(dx) = dx[0].as_deref_mut() {
+            let desc = GlobalAvgPool::desc(inputs[0].shape())?;
+            global_avg_pool2d_backward(&desc, dy, dx, ctx.par)?;
+        }
+        Ok(())
+    }
+}

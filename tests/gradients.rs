@@ -1,0 +1,275 @@
+//! Finite-difference checks of every layer's backward pass, alone and inside graphs
+//! (including a residual DAG whose gradients meet at a fan-out).
+//!
+//! The loss is L = Σ y·r for a fixed random r, so ∂L/∂y = r. Each checked parameter
+//! value is moved by ±h and (L₊ − L₋)/2h, summed in f64, is compared with the gradient
+//! the graph computed. The passes run in f32, so h is large enough for the difference
+//! to rise above f32 rounding, and inputs are random so that no ReLU kink or max-pool
+//! tie lies within h of a checked point except by rare chance.
+
+use axonal::kernels::eltwise::Activation;
+use axonal::layer::{Act, Add, AvgPool2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d};
+use axonal::{Context, Graph, GraphBuilder, Rng, Sequential};
+
+const H: f32 = 2e-3;
+
+fn fill(graph: &mut Graph, batch: usize, rng: &mut Rng) {
+    for v in graph.input_mut(batch).unwrap() {
+        *v = rng.uniform_in(-1.0, 1.0);
+    }
+}
+
+fn loss(graph: &mut Graph, ctx: &Context, r: &[f32]) -> f64 {
+    let y = graph.forward(ctx).unwrap();
+    y.data()
+        .iter()
+        .zip(r)
+        .map(|(&y, &r)| f64::from(y) * f64::from(r))
+        .sum()
+}
+
+/// Checks up to `per_param` values of every parameter of `graph` against central
+/// differences.
+fn check(mut graph: Graph, batch: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let ctx = Context::default();
+    fill(&mut graph, batch, &mut rng);
+    let out_len = graph.forward(&ctx).unwrap().len();
+    let r: Vec<f32> = (0..out_len).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    graph.output_grad_mut().copy_from_slice(&r);
+    graph.backward(&ctx).unwrap();
+    let mut analytic = Vec::new();
+    graph.visit_params(&mut |p| analytic.push((p.name.clone(), p.grad.clone())));
+    assert!(!analytic.is_empty(), "the graph has no parameters to check");
+    let base = loss(&mut graph, &ctx, &r);
+    let (mut checked, mut kinks) = (0, 0);
+    for (index, (name, grads)) in analytic.iter().enumerate() {
+        let picks: Vec<usize> = (0..grads.len().min(12))
+            .map(|_| rng.below(grads.len()))
+            .collect();
+        for &at in &picks {
+            let mut sides = [0.0; 2];
+            for (side, sign) in sides.iter_mut().zip([1.0f32, -1.0]) {
+                set(&mut graph, index, at, sign * H);
+                *side = loss(&mut graph, &ctx, &r);
+                set(&mut graph, index, at, -sign * H);
+            }
+            let h = f64::from(H);
+            let numeric = (sides[0] - sides[1]) / (2.0 * h);
+            let tol = 2e-3 + 1e-2 * numeric.abs();
+            // One-sided differences that disagree mean a ReLU kink or a max-pool tie
+            // lies within h: the function is not differentiable there at this scale.
+            let (forward, backward) = ((sides[0] - base) / h, (base - sides[1]) / h);
+            if (forward - backward).abs() > tol {
+                kinks += 1;
+                continue;
+            }
+            checked += 1;
+            let got = f64::from(grads[at]);
+            assert!(
+                (got - numeric).abs() <= tol,
+                "{name}[{at}]: backward {got:e}, finite difference {numeric:e}"
+            );
+        }
+    }
+    assert!(
+        kinks * 5 <= checked,
+        "{kinks} kinks against {checked} smooth points"
+    );
+}
+
+/// Adds `delta` to value `at` of parameter number `index`.
+fn set(graph: &mut Graph, index: usize, at: usize, delta: f32) {
+    let mut i = 0;
+    graph.visit_params(&mut |p| {
+        if i == index {
+            p.value[at] += delta;
+        }
+        i += 1;
+    });
+}
+
+#[test]
+fn linear_with_each_fused_activation() {
+    for (seed, act) in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::LeakyRelu { slope: 0.1 },
+        Activation::Elu { alpha: 1.0 },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = Rng::new(seed as u64);
+        let graph = Sequential::new(&[7])
+            .push("fc1", Linear::new(7, 5, &mut rng))
+            .push("act", Act(act))
+            .push("fc2", Linear::new(5, 3, &mut rng))
+            .build()
+            .unwrap();
+        check(graph, 4, seed as u64);
+    }
+}
+
+#[test]
+fn activations_that_need_their_input_run_unfused() {
+    for act in [Activation::Gelu, Activation::GeluTanh, Activation::Silu] {
+        let mut rng = Rng::new(3);
+        let graph = Sequential::new(&[6])
+            .push("fc1", Linear::new(6, 5, &mut rng))
+            .push("act", Act(act))
+            .push("fc2", Linear::new(5, 2, &mut rng))
+            .build()
+            .unwrap();
+        let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
+        assert_eq!(labels, ["fc1", "act", "fc2"]);
+        check(graph, 3, 4);
+    }
+}
+
+#[test]
+fn convolutions_with_stride_padding_dilation_and_groups() {
+    let configs = [
+        Conv2d::builder(3, 4, 3),
+        Conv2d::builder(3, 4, 3).stride(2).padding(1),
+        Conv2d::builder(4, 6, 3).dilation(2).padding(2).groups(2),
+        Conv2d::builder(4, 4, 3).groups(4).padding(1).bias(false),
+        Conv2d::builder(3, 5, 1).stride(2),
+    ];
+    for (seed, builder) in configs.into_iter().enumerate() {
+        let mut rng = Rng::new(seed as u64 + 10);
+        let conv = builder.build(&mut rng);
+        let channels = [3, 3, 4, 4, 3][seed];
+        let graph = Sequential::new(&[channels, 7, 6])
+            .push("conv", conv)
+            .push("relu", Act::relu())
+            .build()
+            .unwrap();
+        check(graph, 2, seed as u64);
+    }
+}
+
+#[test]
+fn pooling_layers_pass_gradients_back() {
+    let mut rng = Rng::new(20);
+    let graph = Sequential::new(&[2, 9, 8])
+        .push("conv", Conv2d::builder(2, 3, 2).padding(1).build(&mut rng))
+        .push("max", MaxPool2d::with(3, 2, 1))
+        .push("avg", AvgPool2d::with(2, 1, 1, false))
+        .push("gap", GlobalAvgPool)
+        .push("fc", Linear::new(3, 2, &mut rng))
+        .build()
+        .unwrap();
+    check(graph, 3, 21);
+    let mut rng = Rng::new(22);
+    let graph = Sequential::new(&[1, 8, 8])
+        .push("conv", Conv2d::new(1, 2, 3, &mut rng))
+        .push("pool", MaxPool2d::new(2))
+        .push("avg", AvgPool2d::with(3, 2, 1, true))
+        .push("flatten", Flatten)
+        .push("fc", Linear::new(8, 3, &mut rng))
+        .build()
+        .unwrap();
+    check(graph, 2, 23);
+}
+
+#[test]
+fn a_residual_dag_sums_the_gradients_of_both_branches() {
+    let mut rng = Rng::new(30);
+    let mut g = GraphBuilder::new(&[3, 6, 6]);
+    let stem = g
+        .add(
+            "stem",
+            Conv2d::builder(3, 4, 3).padding(1).build(&mut rng),
+            &[g.input()],
+        )
+        .unwrap();
+    let stem_relu = g.add("stem_relu", Act::relu(), &[stem]).unwrap();
+    let branch = g
+        .add(
+            "branch",
+            Conv2d::builder(4, 4, 3).padding(1).build(&mut rng),
+            &[stem_relu],
+        )
+        .unwrap();
+    let sum = g.add("add", Add, &[stem_relu, branch]).unwrap();
+    let relu = g.add("relu", Act::relu(), &[sum]).unwrap();
+    let gap = g.add("gap", GlobalAvgPool, &[relu]).unwrap();
+    let fc = g.add("fc", Linear::new(4, 3, &mut rng), &[gap]).unwrap();
+    let graph = g.build(fc).unwrap();
+    // stem has one reader, so its ReLU is fused, though the ReLU's output has two.
+    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
+    assert_eq!(
+        labels,
+        ["stem+stem_relu", "branch", "add", "relu", "gap", "fc"]
+    );
+    check(graph, 2, 31);
+
+    // A node read twice by the same layer.
+    let mut rng = Rng::new(32);
+    let mut g = GraphBuilder::new(&[5]);
+    let fc1 = g
+        .add("fc1", Linear::new(5, 4, &mut rng), &[g.input()])
+        .unwrap();
+    let double = g.add("double", Add, &[fc1, fc1]).unwrap();
+    let fc2 = g
+        .add("fc2", Linear::new(4, 2, &mut rng), &[double])
+        .unwrap();
+    check(g.build(fc2).unwrap(), 3, 33);
+}
+
+#[test]
+fn the_graph_fuses_activations_into_their_producers() {
+    let mut rng = Rng::new(40);
+    let graph = axonal::models::seed_cnn(&mut rng).unwrap();
+    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
+    assert_eq!(
+        labels,
+        [
+            "conv1+relu1",
+            "pool1",
+            "conv2+relu2",
+            "pool2",
+            "conv3+relu3",
+            "flatten",
+            "fc1+relu4",
+            "fc2"
+        ]
+    );
+    // The whole seed CNN is checked against PyTorch in tests/train_step.rs: a finite
+    // difference of conv1's bias moves 1352 pre-activations and crosses ReLU kinks.
+}
+
+#[test]
+fn bad_wiring_and_shapes_are_errors() {
+    let mut rng = Rng::new(50);
+    let wrong_channels = Sequential::new(&[2, 5, 5])
+        .push("conv", Conv2d::new(3, 4, 3, &mut rng))
+        .build();
+    assert!(wrong_channels.is_err());
+    let too_big = Sequential::new(&[1, 2, 2])
+        .push("conv", Conv2d::new(1, 1, 3, &mut rng))
+        .build();
+    assert!(too_big.is_err());
+    let duplicate = Sequential::new(&[4])
+        .push("fc", Linear::new(4, 4, &mut rng))
+        .push("fc", Linear::new(4, 4, &mut rng))
+        .build();
+    assert!(duplicate.is_err());
+    let mut g = GraphBuilder::new(&[4]);
+    let a = g
+        .add("a", Linear::new(4, 3, &mut rng), &[g.input()])
+        .unwrap();
+    let b = g
+        .add("b", Linear::new(4, 2, &mut rng), &[g.input()])
+        .unwrap();
+    let sum = g.add("sum", Add, &[a, b]).unwrap();
+    assert!(g.build(sum).is_err());
+    let mut graph = Sequential::new(&[4])
+        .push("fc", Linear::new(4, 4, &mut rng))
+        .build()
+        .unwrap();
+    assert!(graph.input_mut(0).is_err());
+}
