@@ -150,11 +150,44 @@ fn old_of(new_id: &[usize], new: usize) -> usize {
     new_id.iter().rposition(|&v| v == new).unwrap_or(0)
 }
 
-/// Per-node wall time of the passes since the last reset, in seconds.
-#[derive(Debug, Clone, Default)]
+/// Per-node wall time of the passes since the last reset, in seconds, and optionally
+/// every pass as an event.
+#[derive(Debug, Clone)]
 struct Timing {
     forward: Vec<f64>,
     backward: Vec<f64>,
+    /// (node, backward?, start, seconds), with start in seconds since `origin`.
+    events: Option<Vec<PassEvent>>,
+    origin: Instant,
+}
+
+/// One layer pass, for timelines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PassEvent {
+    pub node: usize,
+    pub backward: bool,
+    /// Seconds since timing was turned on.
+    pub start: f64,
+    pub seconds: f64,
+}
+
+impl Timing {
+    fn record(&mut self, node: usize, backward: bool, start: Instant) {
+        let seconds = start.elapsed().as_secs_f64();
+        if backward {
+            self.backward[node] += seconds;
+        } else {
+            self.forward[node] += seconds;
+        }
+        if let Some(events) = &mut self.events {
+            events.push(PassEvent {
+                node,
+                backward,
+                start: start.duration_since(self.origin).as_secs_f64(),
+                seconds,
+            });
+        }
+    }
 }
 
 /// What the profile shows about a node.
@@ -164,6 +197,9 @@ pub struct NodeInfo {
     pub kind: String,
     pub output_shape: Vec<usize>,
     pub flops: Flops,
+    /// Floating-point operations of the backward pass as the graph runs it (no input
+    /// gradient for a layer reading the graph input).
+    pub backward_flops: f64,
     /// Bytes one forward pass moves at least.
     pub bytes: f64,
 }
@@ -270,7 +306,7 @@ impl Graph {
             values[i + 1] = y;
             result?;
             if let (Some(t), Some(start)) = (timing.as_mut(), start) {
-                t.forward[i] += start.elapsed().as_secs_f64();
+                t.record(i, false, start);
             }
         }
         Ok(&self.values[self.output])
@@ -279,6 +315,11 @@ impl Graph {
     /// The output of the last forward pass.
     pub fn output(&self) -> &Tensor {
         &self.values[self.output]
+    }
+
+    /// The output of the last forward pass and the buffer for ∂loss/∂output.
+    pub fn output_and_grad(&mut self) -> (&Tensor, &mut [f32]) {
+        (&self.values[self.output], &mut self.grads[self.output])
     }
 
     /// Where the loss writes ∂loss/∂output before [`backward`](Graph::backward).
@@ -362,7 +403,7 @@ impl Graph {
             }
             result?;
             if let (Some(t), Some(start)) = (timing.as_mut(), start) {
-                t.backward[i] += start.elapsed().as_secs_f64();
+                t.record(i, true, start);
             }
         }
         Ok(())
@@ -396,12 +437,28 @@ impl Graph {
         count
     }
 
-    /// Turns per-node timing of the passes on (and clears it) or off.
-    pub fn set_timing(&mut self, on: bool) {
+    /// Turns per-node timing of the passes on (and clears it) or off; with `events`,
+    /// every pass is also recorded for a timeline (which allocates as it grows).
+    pub fn set_timing(&mut self, on: bool, events: bool) {
         self.timing = on.then(|| Timing {
             forward: vec![0.0; self.nodes.len()],
             backward: vec![0.0; self.nodes.len()],
+            events: events.then(Vec::new),
+            origin: Instant::now(),
         });
+    }
+
+    /// The instant pass events are measured from, when timing is on.
+    pub fn timing_origin(&self) -> Option<Instant> {
+        self.timing.as_ref().map(|t| t.origin)
+    }
+
+    /// Every pass recorded since timing was turned on with events.
+    pub fn events(&self) -> &[PassEvent] {
+        self.timing
+            .as_ref()
+            .and_then(|t| t.events.as_deref())
+            .unwrap_or(&[])
     }
 
     /// Seconds spent in each node's forward and backward passes since timing was turned
@@ -424,10 +481,14 @@ impl Graph {
                     .map(|&v| self.values[v].shape())
                     .collect();
                 let output_shape = self.values[i + 1].shape().to_vec();
+                let flops = node.layer.flops(&inputs);
+                let needs_dx = node.inputs.iter().any(|&v| v != 0);
                 NodeInfo {
                     label: node.label.clone(),
                     kind: node.layer.kind(),
-                    flops: node.layer.flops(&inputs),
+                    flops,
+                    backward_flops: flops.backward_params
+                        + if needs_dx { flops.backward_data } else { 0.0 },
                     bytes: node.layer.bytes(&inputs, &output_shape),
                     output_shape,
                 }

@@ -5,6 +5,7 @@
 //! [`Optimizer`]. The graph fuses what the kernels can do in one pass and plans its
 //! buffers once, so training steps after the first allocate nothing.
 
+pub mod data;
 pub mod error;
 pub mod graph;
 pub mod init;
@@ -15,10 +16,11 @@ pub mod optim;
 pub mod param;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 
 pub use axonal_kernels as kernels;
 pub use error::{Error, Result};
-pub use graph::{Graph, GraphBuilder, NodeId, Sequential};
+pub use graph::{Graph, GraphBuilder, NodeId, NodeInfo, PassEvent, Sequential};
 pub use layer::{Context, Layer};
 pub use loss::{Loss, Target};
 pub use optim::Optimizer;

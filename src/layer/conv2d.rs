@@ -221,7 +221,8 @@ impl Layer for Conv2d {
         match self.desc(inputs[0]) {
             Ok(desc) => Flops {
                 forward: desc.flops(),
-                backward: 2.0 * desc.flops(),
+                backward_data: desc.flops(),
+                backward_params: desc.flops(),
             },
             Err(_) => Flops::default(),
         }

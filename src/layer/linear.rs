@@ -151,7 +151,8 @@ impl Layer for Linear {
         let mac = (n * self.in_features * self.out_features) as f64;
         Flops {
             forward: 2.0 * mac,
-            backward: 4.0 * mac,
+            backward_data: 2.0 * mac,
+            backward_params: 2.0 * mac,
         }
     }
 

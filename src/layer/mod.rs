@@ -48,7 +48,10 @@ impl Default for Context {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Flops {
     pub forward: f64,
-    pub backward: f64,
+    /// The input's gradient (skipped for a layer reading the graph input).
+    pub backward_data: f64,
+    /// The parameters' gradients.
+    pub backward_params: f64,
 }
 
 /// One operation of a network.

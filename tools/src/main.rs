@@ -2,6 +2,7 @@
 
 mod bench;
 mod info;
+mod profile;
 mod timing;
 
 use clap::{Parser, Subcommand};
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 #[command(
     name = "axonal",
     version,
-    about = "Fast f32 CPU kernels for CNNs: inspect, benchmark, profile"
+    about = "Fast f32 CPU kernels for CNNs: inspect, benchmark, profile, train"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +25,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Benchmark kernels against peers (medians, fraction of peak, ratios).
     Bench(bench::BenchArgs),
+    /// Time training (or inference) steps of a model on synthetic data, layer by layer.
+    Profile(profile::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Profile(args) => profile::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
