@@ -5,6 +5,7 @@
 //! [`Optimizer`]. The graph fuses what the kernels can do in one pass and plans its
 //! buffers once, so training steps after the first allocate nothing.
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod graph;

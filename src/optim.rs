@@ -165,6 +165,11 @@ impl Optimizer {
         &mut self.state
     }
 
+    /// State buffers kept per parameter by this method.
+    pub fn state_buffers(&self) -> usize {
+        self.method.state_buffers()
+    }
+
     /// Restores the step count (for checkpoints).
     pub fn set_steps(&mut self, t: u64) {
         self.t = t;

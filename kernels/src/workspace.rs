@@ -91,3 +91,30 @@ mod tests {
         });
     }
 }
+
+thread_local! {
+    static SMALL_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    static SMALL_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` copies of `fill` in a vector taken from this thread's stack of
+/// reused vectors (nested calls take different ones), so that the small per-call
+/// tables of a kernel (bias patterns, partial sums) cost no allocation in steady state.
+pub(crate) fn with_f32s<R>(len: usize, fill: f32, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut v = SMALL_F32.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    v.clear();
+    v.resize(len, fill);
+    let result = f(&mut v);
+    SMALL_F32.with(|s| s.borrow_mut().push(v));
+    result
+}
+
+/// [`with_f32s`] for f64 accumulators.
+pub(crate) fn with_f64s<R>(len: usize, fill: f64, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    let mut v = SMALL_F64.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    v.clear();
+    v.resize(len, fill);
+    let result = f(&mut v);
+    SMALL_F64.with(|s| s.borrow_mut().push(v));
+    result
+}

@@ -2,8 +2,10 @@
 
 mod bench;
 mod info;
+mod plot;
 mod profile;
 mod timing;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Time training (or inference) steps of a model on synthetic data, layer by layer.
     Profile(profile::ProfileArgs),
+    /// Train a model on real data (Fashion-MNIST by default).
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Profile(args) => profile::run(&args),
+        Command::Train(args) => train::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ use super::kernel::{ItemShape, SegmentBias, PATTERN_OVERHANG};
 use super::{Activation, BiasShape, MathFunction};
 use crate::arch::{CacheSizes, Isa};
 use crate::parallel::{for_each_index, Parallelism};
+use crate::workspace::{with_f32s, with_f64s};
 use std::sync::{Mutex, PoisonError};
 
 /// `kernel::backward` of one path: (activation, from y, item, saved, dy, dz, sums).
@@ -112,8 +113,8 @@ impl Plan {
     }
 
     /// The work items of a tensor of `len` elements, in order.
-    fn items(self, len: usize) -> Vec<ItemSpec> {
-        match self {
+    fn items(self, len: usize) -> impl Iterator<Item = ItemSpec> {
+        let (runs_items, rows_items) = match self {
             Plan::Runs {
                 runs,
                 run,
@@ -122,40 +123,42 @@ impl Plan {
                 per_item,
             } => {
                 let total = runs * pieces;
-                let piece_start = |p: usize| (p / pieces) * run + (p % pieces) * piece;
-                let piece_end = |p: usize| {
+                let piece_start = move |p: usize| (p / pieces) * run + (p % pieces) * piece;
+                let piece_end = move |p: usize| {
                     let q = p % pieces;
                     (p / pieces) * run + ((q + 1) * piece).min(run)
                 };
-                (0..total.div_ceil(per_item))
-                    .map(|k| {
-                        let first = k * per_item;
-                        let count = per_item.min(total - first);
-                        let start = piece_start(first);
-                        let len = piece_end(first + count - 1) - start;
-                        ItemSpec {
-                            start,
-                            len,
-                            segment: if pieces == 1 { run } else { len },
-                            first_run: first / pieces,
-                            sums: count,
-                        }
-                    })
-                    .collect()
+                let items = (0..total.div_ceil(per_item)).map(move |k| {
+                    let first = k * per_item;
+                    let count = per_item.min(total - first);
+                    let start = piece_start(first);
+                    let len = piece_end(first + count - 1) - start;
+                    ItemSpec {
+                        start,
+                        len,
+                        segment: if pieces == 1 { run } else { len },
+                        first_run: first / pieces,
+                        sums: count,
+                    }
+                });
+                (Some(items), None)
             }
             Plan::Rows { pattern, per_item } => {
                 let span = pattern * per_item;
-                (0..len.div_ceil(span))
-                    .map(|k| ItemSpec {
-                        start: k * span,
-                        len: span.min(len - k * span),
-                        segment: pattern,
-                        first_run: 0,
-                        sums: pattern + PATTERN_OVERHANG,
-                    })
-                    .collect()
+                let items = (0..len.div_ceil(span)).map(move |k| ItemSpec {
+                    start: k * span,
+                    len: span.min(len - k * span),
+                    segment: pattern,
+                    first_run: 0,
+                    sums: pattern + PATTERN_OVERHANG,
+                });
+                (None, Some(items))
             }
-        }
+        };
+        runs_items
+            .into_iter()
+            .flatten()
+            .chain(rows_items.into_iter().flatten())
     }
 }
 
@@ -173,12 +176,22 @@ fn streams(len: usize) -> bool {
     len.saturating_mul(4) >= CacheSizes::detect().l3_or_default()
 }
 
-/// The bias of each element of a pattern of `len` elements (−0, which adds nothing, when
-/// there is no bias), followed by the overhang that repeats its start.
-fn expand_bias(shape: &BiasShape, bias: Option<&[f32]>, len: usize) -> Vec<f32> {
-    (0..len + PATTERN_OVERHANG)
-        .map(|p| bias.map_or(-0.0, |b| b[(p % len / shape.inner) % shape.channels]))
-        .collect()
+/// Writes the bias of each element of a pattern of `out.len() − PATTERN_OVERHANG`
+/// elements (−0, which adds nothing, when there is no bias), followed by the overhang
+/// that repeats its start.
+fn expand_bias(shape: &BiasShape, bias: Option<&[f32]>, out: &mut [f32]) {
+    let len = out.len() - PATTERN_OVERHANG;
+    for (p, o) in out.iter_mut().enumerate() {
+        *o = bias.map_or(-0.0, |b| b[(p % len / shape.inner) % shape.channels]);
+    }
+}
+
+/// The length of the bias pattern of `plan` (0 in the runs regime, which needs none).
+fn pattern_len(plan: Plan) -> usize {
+    match plan {
+        Plan::Rows { pattern, .. } => pattern + PATTERN_OVERHANG,
+        Plan::Runs { .. } => 0,
+    }
 }
 
 /// The segment bias of an item.
@@ -206,30 +219,37 @@ struct Task<'a> {
     sums: &'a mut [f32],
 }
 
-/// Cuts `out` and `sums` along `specs` and runs `work` on every item, spread over `par`.
+/// Cuts `out` and `sums` along `specs` and runs `work` on every item, spread over `par`
+/// (on one thread, item after item without any task list).
 fn run<'a>(
     par: Parallelism,
-    specs: &[ItemSpec],
+    specs: impl Iterator<Item = ItemSpec>,
     shape_of: impl Fn(&ItemSpec) -> ItemShape<'a>,
     out: &'a mut [f32],
     sums: &'a mut [f32],
     work: impl Fn(&mut Task<'a>) + Sync,
 ) {
-    let mut tasks = Vec::with_capacity(specs.len());
     let (mut out_rest, mut sums_rest) = (out, sums);
-    for spec in specs {
+    let tasks = specs.map(|spec| {
         let (out, rest) = std::mem::take(&mut out_rest).split_at_mut(spec.len);
         out_rest = rest;
         let take = spec.sums.min(sums_rest.len());
         let (sums, rest) = std::mem::take(&mut sums_rest).split_at_mut(take);
         sums_rest = rest;
-        tasks.push(Mutex::new(Task {
-            shape: shape_of(spec),
+        Task {
+            shape: shape_of(&spec),
             start: spec.start,
             out,
             sums,
-        }));
+        }
+    });
+    if par.threads() == 1 {
+        for mut task in tasks {
+            work(&mut task);
+        }
+        return;
     }
+    let tasks: Vec<Mutex<Task<'a>>> = tasks.map(Mutex::new).collect();
     for_each_index(par, tasks.len(), |k| {
         let mut task = tasks[k].lock().unwrap_or_else(PoisonError::into_inner);
         work(&mut task);
@@ -252,20 +272,21 @@ pub(super) fn forward(
     }
     let paths = paths(isa);
     let plan = Plan::new(shape, bias.is_none(), false);
-    let pattern = match plan {
-        Plan::Rows { pattern, .. } => expand_bias(shape, bias, pattern),
-        Plan::Runs { .. } => Vec::new(),
-    };
-    let stream = streams(len);
-    let specs = plan.items(len);
-    let shape_of = |spec: &ItemSpec| ItemShape {
-        segment: spec.segment,
-        bias: item_bias(plan, bias, &pattern, spec),
-        stream,
-    };
-    run(par, &specs, shape_of, y, &mut [], |task| {
-        let x = x.map(|x| &x[task.start..task.start + task.out.len()]);
-        (paths.forward)(act, &task.shape, x, task.out);
+    with_f32s(pattern_len(plan), 0.0, |pattern| {
+        if !pattern.is_empty() {
+            expand_bias(shape, bias, pattern);
+        }
+        let pattern = &*pattern;
+        let stream = streams(len);
+        let shape_of = |spec: &ItemSpec| ItemShape {
+            segment: spec.segment,
+            bias: item_bias(plan, bias, pattern, spec),
+            stream,
+        };
+        run(par, plan.items(len), shape_of, y, &mut [], |task| {
+            let x = x.map(|x| &x[task.start..task.start + task.out.len()]);
+            (paths.forward)(act, &task.shape, x, task.out);
+        });
     });
 }
 
@@ -300,44 +321,58 @@ pub(super) fn backward(
     let paths = paths(isa);
     let flat = input.bias.is_none() && db.is_none();
     let plan = Plan::new(shape, flat, true);
-    let (pattern, sums_len) = match plan {
-        Plan::Rows { pattern, per_item } => (
-            expand_bias(shape, input.bias, pattern),
-            len.div_ceil(pattern * per_item) * (pattern + PATTERN_OVERHANG),
-        ),
+    let sums_len = match plan {
+        Plan::Rows { pattern, per_item } => {
+            len.div_ceil(pattern * per_item) * (pattern + PATTERN_OVERHANG)
+        }
         Plan::Runs { runs, pieces, .. } => {
-            (Vec::new(), if db.is_some() { runs * pieces } else { 0 })
+            if db.is_some() {
+                runs * pieces
+            } else {
+                0
+            }
         }
     };
-    let mut sums = vec![0.0f32; sums_len];
-    let stream = streams(len);
-    let specs = plan.items(len);
-    let shape_of = |spec: &ItemSpec| ItemShape {
-        segment: spec.segment,
-        bias: item_bias(plan, input.bias, &pattern, spec),
-        stream,
-    };
-    run(par, &specs, shape_of, dz, &mut sums, |task| {
-        let range = task.start..task.start + task.out.len();
-        let dy = dy.map(|dy| &dy[range.clone()]);
-        (paths.backward)(
-            act,
-            input.from_y,
-            &task.shape,
-            &input.saved[range],
-            dy,
-            task.out,
-            task.sums,
-        );
+    with_f32s(pattern_len(plan), 0.0, |pattern| {
+        if !pattern.is_empty() {
+            expand_bias(shape, input.bias, pattern);
+        }
+        let pattern = &*pattern;
+        with_f32s(sums_len, 0.0, |sums| {
+            let stream = streams(len);
+            let shape_of = |spec: &ItemSpec| ItemShape {
+                segment: spec.segment,
+                bias: item_bias(plan, input.bias, pattern, spec),
+                stream,
+            };
+            run(par, plan.items(len), shape_of, dz, sums, |task| {
+                let range = task.start..task.start + task.out.len();
+                let dy = dy.map(|dy| &dy[range.clone()]);
+                (paths.backward)(
+                    act,
+                    input.from_y,
+                    &task.shape,
+                    &input.saved[range],
+                    dy,
+                    task.out,
+                    task.sums,
+                );
+            });
+            if let Some(db) = db {
+                reduce_bias_gradient(shape, plan, sums, db);
+            }
+        });
     });
-    if let Some(db) = db {
-        reduce_bias_gradient(shape, plan, &sums, db);
-    }
 }
 
 /// db[c] = the partial sums of channel c, added in f64 in item order.
 fn reduce_bias_gradient(shape: &BiasShape, plan: Plan, sums: &[f32], db: &mut [f32]) {
-    let mut total = vec![0.0f64; shape.channels];
+    with_f64s(shape.channels, 0.0, |total| {
+        reduce_into(shape, plan, sums, db, total)
+    });
+}
+
+fn reduce_into(shape: &BiasShape, plan: Plan, sums: &[f32], db: &mut [f32], total: &mut [f64]) {
     match plan {
         Plan::Runs { pieces, .. } => {
             for (p, &s) in sums.iter().enumerate() {
@@ -352,7 +387,7 @@ fn reduce_bias_gradient(shape: &BiasShape, plan: Plan, sums: &[f32], db: &mut [f
             }
         }
     }
-    for (d, t) in db.iter_mut().zip(total) {
+    for (d, &mut t) in db.iter_mut().zip(total) {
         *d = t as f32;
     }
 }

@@ -72,7 +72,7 @@ pub(crate) fn for_each_unit<A: Send, B: Send>(
     let tasks = units
         .min(by_size)
         .min(par.threads().saturating_mul(TASKS_PER_THREAD));
-    if tasks <= 1 {
+    if tasks <= 1 || par.threads() == 1 {
         return run_units(0, units, a, b, &f);
     }
     let per_task = units.div_ceil(tasks);

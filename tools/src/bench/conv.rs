@@ -31,6 +31,9 @@ pub struct ConvArgs {
     /// Only the layers whose name contains this text (e.g. conv2, res).
     #[arg(long)]
     layer: Option<String>,
+    /// Draw a roofline chart (GFLOP/s against arithmetic intensity) to this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// A benchmark layer and PyTorch's 1-thread forward and backward milliseconds, where
@@ -130,6 +133,7 @@ pub fn run(args: &ConvArgs) -> Result<(), String> {
         );
     }
     let mut rows = Vec::new();
+    let mut points = Vec::new();
     let wanted = |name: &str| {
         args.layer
             .as_ref()
@@ -160,6 +164,17 @@ pub fn run(args: &ConvArgs) -> Result<(), String> {
                 speedup.map_or(String::new(), |s| format!("{s:.2}x faster")),
             );
         }
+        // Compulsory traffic of the forward pass: input and weights read, output written.
+        let d = &layer.desc;
+        let [oh, ow] = d.output_hw().map_err(|e| e.to_string())?;
+        let elems = d.batch * d.in_channels * d.input[0] * d.input[1]
+            + d.weight_len()
+            + d.batch * d.out_channels * oh * ow;
+        points.push((
+            format!("{} fwd", layer.name),
+            d.flops() / (4.0 * elems as f64),
+            gflops(fwd),
+        ));
         rows.push(json!({
             "name": layer.name,
             "fwd_ms": round3(fwd),
@@ -173,6 +188,13 @@ pub fn run(args: &ConvArgs) -> Result<(), String> {
             "threads": args.threads,
             "layout": layout.name(),
         }));
+    }
+    if let Some(path) = &args.plot {
+        let peak = axonal_kernels::probe::measure_fma_peak(
+            args.threads,
+            axonal_kernels::probe::ProbeConfig::quick(),
+        );
+        crate::bench::write_roofline(path, "conv2d forward (axonal)", args.threads, peak, &points)?;
     }
     if args.json {
         println!("{}", serde_json::Value::Array(rows));

@@ -25,6 +25,9 @@ pub struct GemmArgs {
     /// Interleaved rounds per shape; the median is reported.
     #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// Draw a roofline chart (GFLOP/s against arithmetic intensity) to this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// One benchmark shape: C (m × n) = op(A) (m × k) · op(B) (k × n).
@@ -157,6 +160,7 @@ pub fn run(args: &GemmArgs) -> Result<(), String> {
         );
     }
     let mut rows = Vec::new();
+    let mut points = Vec::new();
     for shape in shapes {
         let (ours, theirs) = time_shape(shape, isa, par, args.rounds)?;
         let flops = shape.desc().flops();
@@ -183,7 +187,17 @@ pub fn run(args: &GemmArgs) -> Result<(), String> {
                 100.0 * g_ours / peak
             );
         }
+        // Compulsory traffic: A and B read, C written once.
+        let bytes = 4.0 * (shape.m * shape.k + shape.k * shape.n + shape.m * shape.n) as f64;
+        points.push((
+            format!("{}x{}x{}", shape.m, shape.n, shape.k),
+            flops / bytes,
+            g_ours,
+        ));
         rows.push(row);
+    }
+    if let Some(path) = &args.plot {
+        crate::bench::write_roofline(path, "SGEMM (axonal)", args.threads, peak, &points)?;
     }
     if args.json {
         println!("{}", serde_json::Value::Array(rows));

@@ -33,3 +33,23 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         Which::Eltwise(a) => eltwise::run(a),
     }
 }
+
+/// Measures the copy bandwidth and writes a roofline of `points` (name, flop/byte,
+/// GFLOP/s) under the measured `peak` to `path`.
+pub fn write_roofline(
+    path: &std::path::Path,
+    title: &str,
+    threads: usize,
+    peak: f64,
+    points: &[(String, f64, f64)],
+) -> Result<(), String> {
+    use axonal_kernels::probe::{measure_bandwidth, ProbeConfig};
+    let bandwidth = measure_bandwidth(threads, 64 << 20, ProbeConfig::quick()).copy_gbs;
+    let svg = crate::plot::roofline(
+        &format!("{title}, {threads} thread(s)"),
+        peak,
+        bandwidth,
+        points,
+    );
+    std::fs::write(path, svg).map_err(|e| format!("{}: {e}", path.display()))
+}
