@@ -1,14 +1,21 @@
 //! The networks of the seed articles, built from plain layers (the graph fuses).
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Sequential};
-use crate::layer::{Act, Conv2d, Flatten, Linear, MaxPool2d};
+use crate::graph::{Graph, GraphBuilder, NodeId, Sequential};
+use crate::layer::{Act, Add, BatchNorm, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d};
 use crate::loss::Loss;
 use crate::rng::Rng;
 use axonal_kernels::eltwise::Activation;
 
 /// The models `axonal` can build by name.
-pub const MODEL_NAMES: [&str; 4] = ["seed_cnn", "mlp", "logistic", "two_layer_sigmoid"];
+pub const MODEL_NAMES: [&str; 6] = [
+    "seed_cnn",
+    "seed_cnn_bn",
+    "mlp",
+    "resnet_mini",
+    "logistic",
+    "two_layer_sigmoid",
+];
 
 /// A model, the loss it trains with and the shape of one input sample.
 pub struct Model {
@@ -24,6 +31,8 @@ pub fn build(name: &str, seed: u64) -> Result<Model> {
     let mut rng = Rng::new(seed);
     let (graph, loss, classes) = match name {
         "seed_cnn" => (seed_cnn(&mut rng)?, Loss::SoftmaxCrossEntropy, 10),
+        "seed_cnn_bn" => (seed_cnn_bn(&mut rng)?, Loss::SoftmaxCrossEntropy, 10),
+        "resnet_mini" => (resnet_mini(&mut rng)?, Loss::SoftmaxCrossEntropy, 10),
         "mlp" => (mlp(&mut rng)?, Loss::SoftmaxCrossEntropy, 10),
         "logistic" => (logistic(&mut rng)?, Loss::BceWithLogits, 1),
         "two_layer_sigmoid" => (two_layer_sigmoid(8, 16, &mut rng)?, Loss::Mse, 1),
@@ -59,6 +68,81 @@ pub fn seed_cnn(rng: &mut Rng) -> Result<Graph> {
         .push("relu4", Act::relu())
         .push("fc2", Linear::new(64, 10, rng))
         .build()
+}
+
+/// The seed CNN with `BatchNorm2d` after each convolution (before its ReLU).
+pub fn seed_cnn_bn(rng: &mut Rng) -> Result<Graph> {
+    Sequential::new(&[1, 28, 28])
+        .push("conv1", Conv2d::new(1, 32, 3, rng))
+        .push("bn1", BatchNorm::new(32))
+        .push("relu1", Act::relu())
+        .push("pool1", MaxPool2d::new(2))
+        .push("conv2", Conv2d::new(32, 64, 3, rng))
+        .push("bn2", BatchNorm::new(64))
+        .push("relu2", Act::relu())
+        .push("pool2", MaxPool2d::new(2))
+        .push("conv3", Conv2d::new(64, 64, 3, rng))
+        .push("bn3", BatchNorm::new(64))
+        .push("relu3", Act::relu())
+        .push("flatten", Flatten)
+        .push("fc1", Linear::new(576, 64, rng))
+        .push("relu4", Act::relu())
+        .push("fc2", Linear::new(64, 10, rng))
+        .build()
+}
+
+/// A 3×3 convolution without bias (batch norm follows), padding 1.
+fn conv3x3(inputs: usize, outputs: usize, stride: usize, rng: &mut Rng) -> Conv2d {
+    Conv2d::builder(inputs, outputs, 3)
+        .stride(stride)
+        .padding(1)
+        .bias(false)
+        .build(rng)
+}
+
+/// A residual basic block: conv-BN-ReLU-conv-BN, plus the input (or its 1×1 strided
+/// projection with BN), then ReLU.
+fn basic_block(
+    g: &mut GraphBuilder,
+    name: &str,
+    x: NodeId,
+    (inputs, outputs, stride): (usize, usize, usize),
+    rng: &mut Rng,
+) -> Result<NodeId> {
+    let n = |part: &str| format!("{name}.{part}");
+    let c1 = g.add(&n("conv1"), conv3x3(inputs, outputs, stride, rng), &[x])?;
+    let b1 = g.add(&n("bn1"), BatchNorm::new(outputs), &[c1])?;
+    let r1 = g.add(&n("relu1"), Act::relu(), &[b1])?;
+    let c2 = g.add(&n("conv2"), conv3x3(outputs, outputs, 1, rng), &[r1])?;
+    let b2 = g.add(&n("bn2"), BatchNorm::new(outputs), &[c2])?;
+    let shortcut = if stride != 1 || inputs != outputs {
+        let proj = Conv2d::builder(inputs, outputs, 1)
+            .stride(stride)
+            .bias(false)
+            .build(rng);
+        let p = g.add(&n("proj"), proj, &[x])?;
+        g.add(&n("proj_bn"), BatchNorm::new(outputs), &[p])?
+    } else {
+        x
+    };
+    let sum = g.add(&n("add"), Add, &[b2, shortcut])?;
+    g.add(&n("relu2"), Act::relu(), &[sum])
+}
+
+/// A small ResNet on 3×32×32 images: conv 3→64 + BN + ReLU, two 64-channel basic
+/// blocks, a stride-2 basic block to 128 channels with a 1×1 projection, global average
+/// pooling and a linear 128 → 10.
+pub fn resnet_mini(rng: &mut Rng) -> Result<Graph> {
+    let mut g = GraphBuilder::new(&[3, 32, 32]);
+    let stem = g.add("stem.conv", conv3x3(3, 64, 1, rng), &[g.input()])?;
+    let stem = g.add("stem.bn", BatchNorm::new(64), &[stem])?;
+    let mut x = g.add("stem.relu", Act::relu(), &[stem])?;
+    x = basic_block(&mut g, "block1", x, (64, 64, 1), rng)?;
+    x = basic_block(&mut g, "block2", x, (64, 64, 1), rng)?;
+    x = basic_block(&mut g, "block3", x, (64, 128, 2), rng)?;
+    let pooled = g.add("pool", GlobalAvgPool, &[x])?;
+    let fc = g.add("fc", Linear::new(128, 10, rng), &[pooled])?;
+    g.build(fc)
 }
 
 /// 784 → 256 → 128 → 10 with ReLU. Input `[1, 28, 28]` (flattened first).

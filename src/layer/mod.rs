@@ -6,6 +6,7 @@
 
 mod activation;
 mod add;
+mod batchnorm;
 mod conv2d;
 mod flatten;
 mod linear;
@@ -13,6 +14,7 @@ mod pool;
 
 pub use activation::Act;
 pub use add::Add;
+pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
 pub use flatten::Flatten;
 pub use linear::Linear;
