@@ -6,7 +6,7 @@ use super::kernel::{
     rows_grad_apply, rows_grad_sums, run_grad_apply, run_grad_sums, GradAffine, RowGradAffine,
 };
 use super::moments::finish_backward;
-use super::plan::{per_channel, row_blocks, run_of, Regime, PIECE};
+use super::plan::{row_blocks, runs_per_item, Regime, PIECE};
 use super::BatchNormDesc;
 use crate::arch::Isa;
 use crate::eltwise::lanes::Lanes;
@@ -47,21 +47,58 @@ pub(super) fn backward(isa: Isa, desc: &BatchNormDesc, t: Backward<'_>, par: Par
     };
     let results: Vec<(f32, f32)> = match Regime::of(desc) {
         Regime::Runs { run } => {
-            let (x, dy) = (t.x, t.dy);
-            per_channel(par, t.dx, desc.channels, run, |c, outs| {
-                let job = ChannelGradJob {
-                    x,
-                    y,
-                    dy,
-                    channels: desc.channels,
-                    c,
-                    mean: t.saved_mean[c],
-                    outs,
-                    finish: &finish,
+            let channels = desc.channels;
+            let pieces = run.div_ceil(PIECE);
+            let per_item = runs_per_item(run);
+            let mut partials = vec![0.0f32; t.x.len() / run * pieces * 2];
+            for_each_chunk_mut(par, &mut partials, per_item * pieces * 2, |i, slots| {
+                let start = i * per_item * run;
+                let range = start..start + slots.len() / (pieces * 2) * run;
+                let job = RunGradSumsJob {
+                    x: &t.x[range.clone()],
+                    y: if relu { &y[range.clone()] } else { &[] },
+                    dy: &t.dy[range],
+                    first_run: i * per_item,
+                    run,
+                    mean: t.saved_mean,
+                    slots,
                     relu,
                 };
                 run_on(isa, job)
-            })
+            });
+            let mut sums = vec![(0.0f64, 0.0f64); channels];
+            for (r, slots) in partials.chunks_exact(pieces * 2).enumerate() {
+                let s = &mut sums[r % channels];
+                for slot in slots.chunks_exact(2) {
+                    s.0 += f64::from(slot[0]);
+                    s.1 += f64::from(slot[1]);
+                }
+            }
+            let (results, grads): (Vec<(f32, f32)>, Vec<GradAffine>) = sums
+                .iter()
+                .enumerate()
+                .map(|(c, &(sg, sgx))| {
+                    let (dgamma, dbeta, grad) = finish(c, sg, sgx);
+                    ((dgamma, dbeta), grad)
+                })
+                .unzip();
+            let (x, dy) = (t.x, t.dy);
+            for_each_chunk_mut(par, t.dx, per_item * run, |i, out| {
+                let start = i * per_item * run;
+                let range = start..start + out.len();
+                let job = RunsGradApplyJob {
+                    x: &x[range.clone()],
+                    y: if relu { &y[range.clone()] } else { &[] },
+                    dy: &dy[range],
+                    out,
+                    first_run: i * per_item,
+                    run,
+                    grads: &grads,
+                    relu,
+                };
+                run_on(isa, job)
+            });
+            results
         }
         Regime::Rows { rows } => {
             let channels = desc.channels;
@@ -129,74 +166,72 @@ pub(super) fn backward(isa: Isa, desc: &BatchNormDesc, t: Backward<'_>, par: Par
     }
 }
 
-/// The constants of channel c from Σg and Σg·(x − mean): (dgamma, dbeta, dx constants).
-type Finish<'a> = &'a (dyn Fn(usize, f64, f64) -> (f32, f32, GradAffine) + Sync);
-
-/// One channel of an NCHW backward: its sums run by run, then its runs of dx.
-struct ChannelGradJob<'a, 'b> {
+/// Consecutive NCHW runs from `first_run`: per piece of each run, (Σg, Σg·(x − mean)).
+struct RunGradSumsJob<'a> {
     x: &'a [f32],
     y: &'a [f32],
     dy: &'a [f32],
-    channels: usize,
-    c: usize,
-    /// The channel's saved mean.
-    mean: f32,
-    outs: &'b mut [&'a mut [f32]],
-    finish: Finish<'b>,
+    first_run: usize,
+    run: usize,
+    mean: &'a [f32],
+    slots: &'a mut [f32],
     relu: bool,
 }
 
-impl<'a> ChannelGradJob<'a, '_> {
-    /// (x, y, dy) of image `n`; y is empty without ReLU.
+impl LaneJob for RunGradSumsJob<'_> {
+    type Output = ();
     #[inline(always)]
-    fn inputs(&self, run: usize, n: usize) -> (&'a [f32], &'a [f32], &'a [f32]) {
-        let (channels, c) = (self.channels, self.c);
-        let y = if self.relu {
-            run_of(self.y, channels, run, n, c)
-        } else {
-            &[][..]
-        };
-        (
-            run_of(self.x, channels, run, n, c),
-            y,
-            run_of(self.dy, channels, run, n, c),
-        )
-    }
-}
-
-impl LaneJob for ChannelGradJob<'_, '_> {
-    type Output = (f32, f32);
-    #[inline(always)]
-    fn run<L: Lanes>(self) -> (f32, f32) {
-        let run = self.outs.first().map_or(0, |r| r.len());
-        let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-        for n in 0..self.outs.len() {
-            let (x, y, dy) = self.inputs(run, n);
-            let mut at = 0;
-            while at < run {
-                let end = (at + PIECE).min(run);
-                let yp = if self.relu { &y[at..end] } else { y };
+    fn run<L: Lanes>(self) {
+        let channels = self.mean.len();
+        let mut slots = self.slots.chunks_exact_mut(2);
+        for (r, start) in (0..self.x.len()).step_by(self.run).enumerate() {
+            let mean = self.mean[(self.first_run + r) % channels];
+            let mut at = start;
+            while at < start + self.run {
+                let end = (at + PIECE).min(start + self.run);
+                let (x, dy) = (&self.x[at..end], &self.dy[at..end]);
                 let (g, gx) = if self.relu {
-                    run_grad_sums::<L, true>(&x[at..end], yp, &dy[at..end], self.mean)
+                    run_grad_sums::<L, true>(x, &self.y[at..end], dy, mean)
                 } else {
-                    run_grad_sums::<L, false>(&x[at..end], yp, &dy[at..end], self.mean)
+                    run_grad_sums::<L, false>(x, self.y, dy, mean)
                 };
-                sum_g += f64::from(g);
-                sum_gx += f64::from(gx);
+                if let Some(slot) = slots.next() {
+                    slot.copy_from_slice(&[g, gx]);
+                }
                 at = end;
             }
         }
-        let (dgamma, dbeta, grad) = (self.finish)(self.c, sum_g, sum_gx);
-        for n in 0..self.outs.len() {
-            let (x, y, dy) = self.inputs(run, n);
-            let out = &mut *self.outs[n];
+    }
+}
+
+/// dx over consecutive NCHW runs from `first_run`, each with its channel's constants.
+struct RunsGradApplyJob<'a> {
+    x: &'a [f32],
+    y: &'a [f32],
+    dy: &'a [f32],
+    out: &'a mut [f32],
+    first_run: usize,
+    run: usize,
+    grads: &'a [GradAffine],
+    relu: bool,
+}
+
+impl LaneJob for RunsGradApplyJob<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<L: Lanes>(self) {
+        let channels = self.grads.len();
+        let outs = self.out.chunks_mut(self.run);
+        for (r, out) in outs.enumerate() {
+            let grad = self.grads[(self.first_run + r) % channels];
+            let range = r * self.run..(r + 1) * self.run;
+            let (x, dy) = (&self.x[range.clone()], &self.dy[range.clone()]);
             if self.relu {
-                run_grad_apply::<L, true>(x, y, dy, out, grad);
+                run_grad_apply::<L, true>(x, &self.y[range], dy, out, grad);
             } else {
-                run_grad_apply::<L, false>(x, y, dy, out, grad);
+                run_grad_apply::<L, false>(x, self.y, dy, out, grad);
             }
         }
-        (dgamma, dbeta)
     }
 }
 

@@ -6,7 +6,7 @@ use super::kernel::{
     RowAffine,
 };
 use super::moments::{finish_training, inference_affine, ChannelResult, Moments, TrainParams};
-use super::plan::{per_channel, row_blocks, run_of, Regime, PIECE};
+use super::plan::{row_blocks, runs_per_item, Regime, PIECE};
 use super::BatchNormDesc;
 use crate::arch::Isa;
 use crate::eltwise::lanes::Lanes;
@@ -47,19 +47,14 @@ pub(super) fn training(
 ) {
     let results = match Regime::of(desc) {
         Regime::Runs { run } => {
-            let params: Vec<TrainParams> = (0..desc.channels).map(|c| t.params(desc, c)).collect();
-            let x = t.x;
-            per_channel(par, t.y, desc.channels, run, |c, outs| {
-                let job = ChannelJob {
-                    x,
-                    channels: desc.channels,
-                    c,
-                    outs,
-                    params: params[c],
-                    relu,
-                };
-                run_on(isa, job)
-            })
+            let moments = run_moments(isa, desc, t.x, run, par);
+            let (affines, results): (Vec<Affine>, Vec<ChannelResult>) = moments
+                .iter()
+                .enumerate()
+                .map(|(c, m)| finish_training(m, t.params(desc, c)))
+                .unzip();
+            normalize_runs(isa, t.x, t.y, &affines, run, relu, par);
+            results
         }
         Regime::Rows { rows } => {
             let moments = row_moments(isa, desc, t.x, rows, par);
@@ -80,39 +75,59 @@ pub(super) fn training(
     }
 }
 
-/// One channel of an NCHW training forward: its statistics, then its runs of y.
-struct ChannelJob<'a, 'b> {
-    x: &'a [f32],
-    channels: usize,
-    c: usize,
-    outs: &'b mut [&'a mut [f32]],
-    params: TrainParams,
-    relu: bool,
+/// Per-channel moments of an NCHW tensor with runs of `run` values: the runs report
+/// their shifted sums piece by piece, in memory order and in parallel, merged per
+/// channel in image order.
+fn run_moments(
+    isa: Isa,
+    desc: &BatchNormDesc,
+    x: &[f32],
+    run: usize,
+    par: Parallelism,
+) -> Vec<Moments> {
+    let pieces = run.div_ceil(PIECE);
+    let per_item = runs_per_item(run);
+    let mut partials = vec![0.0f32; x.len() / run * pieces * 3];
+    for_each_chunk_mut(par, &mut partials, per_item * pieces * 3, |i, slots| {
+        let start = i * per_item * run;
+        let len = slots.len() / (pieces * 3) * run;
+        run_on(
+            isa,
+            RunStatsJob {
+                x: &x[start..start + len],
+                run,
+                slots,
+            },
+        )
+    });
+    let mut moments = vec![Moments::default(); desc.channels];
+    for (r, slots) in partials.chunks_exact(pieces * 3).enumerate() {
+        let m = &mut moments[r % desc.channels];
+        for (p, slot) in slots.chunks_exact(3).enumerate() {
+            let count = PIECE.min(run - p * PIECE);
+            m.add_block(count, slot[0], slot[1], slot[2]);
+        }
+    }
+    moments
 }
 
-impl LaneJob for ChannelJob<'_, '_> {
-    type Output = ChannelResult;
+/// Consecutive runs' statistics: per piece of each run, (its f32 mean, Σd, Σd²).
+struct RunStatsJob<'a> {
+    x: &'a [f32],
+    run: usize,
+    slots: &'a mut [f32],
+}
+
+impl LaneJob for RunStatsJob<'_> {
+    type Output = ();
     #[inline(always)]
-    fn run<L: Lanes>(self) -> ChannelResult {
-        let run = self.outs.first().map_or(0, |r| r.len());
-        let mut moments = Moments::default();
-        for n in 0..self.outs.len() {
-            for piece in run_of(self.x, self.channels, run, n, self.c).chunks(PIECE) {
-                let shift = run_sum::<L>(piece) / piece.len() as f32;
-                let (s1, s2) = run_shifted_sums::<L>(piece, shift);
-                moments.add_block(piece.len(), shift, s1, s2);
-            }
+    fn run<L: Lanes>(self) {
+        let pieces = self.x.chunks(self.run).flat_map(|r| r.chunks(PIECE));
+        for (piece, slot) in pieces.zip(self.slots.chunks_exact_mut(3)) {
+            let shift = run_sum::<L>(piece) / piece.len() as f32;
+            let (s1, s2) = run_shifted_sums::<L>(piece, shift);
+            slot.copy_from_slice(&[shift, s1, s2]);
         }
-        let (affine, result) = finish_training(&moments, self.params);
-        for (n, out) in self.outs.iter_mut().enumerate() {
-            let x = run_of(self.x, self.channels, run, n, self.c);
-            if self.relu {
-                run_normalize::<L, true>(x, out, affine);
-            } else {
-                run_normalize::<L, false>(x, out, affine);
-            }
-        }
-        result
     }
 }
 
@@ -238,11 +253,6 @@ pub(super) struct Inference<'a> {
     pub y: &'a mut [f32],
 }
 
-/// Runs per work item of the NCHW inference (about 64 KiB of y).
-fn runs_per_item(run: usize) -> usize {
-    (16 * 1024 / run).max(1)
-}
-
 pub(super) fn inference(
     isa: Isa,
     desc: &BatchNormDesc,
@@ -262,27 +272,38 @@ pub(super) fn inference(
         })
         .collect();
     match Regime::of(desc) {
-        Regime::Runs { run } => {
-            let per_item = runs_per_item(run);
-            let x = t.x;
-            for_each_chunk_mut(par, t.y, per_item * run, |i, out| {
-                let job = RunsInferenceJob {
-                    x: &x[i * per_item * run..][..out.len()],
-                    out,
-                    first_run: i * per_item,
-                    run,
-                    affines: &affines,
-                    relu,
-                };
-                run_on(isa, job)
-            });
-        }
+        Regime::Runs { run } => normalize_runs(isa, t.x, t.y, &affines, run, relu, par),
         Regime::Rows { rows } => normalize_rows(isa, desc, t.x, t.y, &affines, rows, relu, par),
     }
 }
 
+/// y = affine(x) over an NCHW tensor with runs of `run` values, in memory order,
+/// groups of runs in parallel.
+fn normalize_runs(
+    isa: Isa,
+    x: &[f32],
+    y: &mut [f32],
+    affines: &[Affine],
+    run: usize,
+    relu: bool,
+    par: Parallelism,
+) {
+    let per_item = runs_per_item(run);
+    for_each_chunk_mut(par, y, per_item * run, |i, out| {
+        let job = RunsNormalizeJob {
+            x: &x[i * per_item * run..][..out.len()],
+            out,
+            first_run: i * per_item,
+            run,
+            affines,
+            relu,
+        };
+        run_on(isa, job)
+    });
+}
+
 /// Consecutive NCHW runs from `first_run`, each normalized with its channel's constants.
-struct RunsInferenceJob<'a> {
+struct RunsNormalizeJob<'a> {
     x: &'a [f32],
     out: &'a mut [f32],
     first_run: usize,
@@ -291,7 +312,7 @@ struct RunsInferenceJob<'a> {
     relu: bool,
 }
 
-impl LaneJob for RunsInferenceJob<'_> {
+impl LaneJob for RunsNormalizeJob<'_> {
     type Output = ();
     #[inline(always)]
     fn run<L: Lanes>(self) {

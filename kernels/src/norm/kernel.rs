@@ -111,15 +111,26 @@ pub(super) fn run_sum<L: Lanes>(x: &[f32]) -> f32 {
     hsum(acc0 + acc1)
 }
 
-/// (Σ d, Σ d²) over a run, d = x − shift.
+/// (Σ d, Σ d²) over a run, d = x − shift. Two vectors per step, each with its own
+/// accumulators, so that the adds do not wait on each other.
 #[inline(always)]
 pub(super) fn run_shifted_sums<L: Lanes>(x: &[f32], shift: f32) -> (f32, f32) {
     let (zero, s) = (L::splat(0.0), L::splat(shift));
-    let (mut s1, mut s2) = (zero, zero);
+    let (mut s1, mut s2, mut t1, mut t2) = (zero, zero, zero, zero);
+    let mut pairs = x.chunks_exact(2 * L::LANES);
+    for v in &mut pairs {
+        let d = L::load(v) - s;
+        let e = L::load(&v[L::LANES..]) - s;
+        s1 = s1 + d;
+        s2 = d.mul_add(d, s2);
+        t1 = t1 + e;
+        t2 = e.mul_add(e, t2);
+    }
+    let rest = pairs.remainder();
     let mut at = 0;
-    while at < x.len() {
-        let k = L::LANES.min(x.len() - at);
-        let mut d = load::<L>(x, at, k) - s;
+    while at < rest.len() {
+        let k = L::LANES.min(rest.len() - at);
+        let mut d = load::<L>(rest, at, k) - s;
         if k < L::LANES {
             d = L::select(L::lanes_below(k), d, zero);
         }
@@ -127,7 +138,7 @@ pub(super) fn run_shifted_sums<L: Lanes>(x: &[f32], shift: f32) -> (f32, f32) {
         s2 = d.mul_add(d, s2);
         at += k;
     }
-    (hsum(s1), hsum(s2))
+    (hsum(s1 + t1), hsum(s2 + t2))
 }
 
 /// y = affine(x) over a run.
@@ -144,7 +155,8 @@ pub(super) fn run_normalize<L: Lanes, const RELU: bool>(x: &[f32], y: &mut [f32]
     }
 }
 
-/// (Σ g, Σ g·(x − mean)) over a run (`y` is read only with `RELU`).
+/// (Σ g, Σ g·(x − mean)) over a run (`y` is read only with `RELU`), two vectors per
+/// step as in [`run_shifted_sums`].
 #[inline(always)]
 pub(super) fn run_grad_sums<L: Lanes, const RELU: bool>(
     x: &[f32],
@@ -153,17 +165,27 @@ pub(super) fn run_grad_sums<L: Lanes, const RELU: bool>(
     mean: f32,
 ) -> (f32, f32) {
     let (zero, m) = (L::splat(0.0), L::splat(mean));
-    let (mut sg, mut sgx) = (zero, zero);
+    let (mut sg, mut sgx, mut tg, mut tgx) = (zero, zero, zero, zero);
+    let (n, step) = (x.len(), 2 * L::LANES);
     let mut at = 0;
-    while at < x.len() {
-        let k = L::LANES.min(x.len() - at);
+    while at + step <= n {
+        let g = gradient::<L, RELU>(dy, y, at, L::LANES);
+        let h = gradient::<L, RELU>(dy, y, at + L::LANES, L::LANES);
+        sg = sg + g;
+        sgx = g.mul_add(L::load(&x[at..]) - m, sgx);
+        tg = tg + h;
+        tgx = h.mul_add(L::load(&x[at + L::LANES..]) - m, tgx);
+        at += step;
+    }
+    while at < n {
+        let k = L::LANES.min(n - at);
         // Padding lanes load g = 0, so they add nothing to either sum.
         let g = gradient::<L, RELU>(dy, y, at, k);
         sg = sg + g;
         sgx = g.mul_add(load::<L>(x, at, k) - m, sgx);
         at += k;
     }
-    (hsum(sg), hsum(sgx))
+    (hsum(sg + tg), hsum(sgx + tgx))
 }
 
 /// dx = a·g + b·(x − mean) + c over a run.

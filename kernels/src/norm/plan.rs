@@ -2,12 +2,10 @@
 //!
 //! The cut depends on the shape alone, never on the thread count, and every partial sum
 //! belongs to one item and is merged in item order: results are bitwise the same for
-//! every [`Parallelism`].
+//! every [`Parallelism`](crate::parallel::Parallelism).
 
 use super::BatchNormDesc;
 use crate::layout::Layout;
-use crate::parallel::{for_each_index, Parallelism};
-use std::sync::{Mutex, PoisonError};
 
 /// Values of one run summed as one f32 block (16 KiB): small enough to stay in L1 for
 /// the block's second pass and to keep f32 sums accurate, large enough to amortize
@@ -22,7 +20,7 @@ const ROW_BLOCK: usize = 16 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Regime {
     /// NCHW with spatial > 1: `run` contiguous values per (image, channel); work items
-    /// are channels.
+    /// are groups of consecutive runs, swept in memory order.
     Runs { run: usize },
     /// NHWC, or spatial = 1 (where NCHW is the same memory): rows of `channels` values;
     /// work items are blocks of `rows` rows.
@@ -41,36 +39,9 @@ impl Regime {
     }
 }
 
-/// Values of channel `c` in image `n` of an NCHW tensor with runs of `run` values.
-pub(super) fn run_of(x: &[f32], channels: usize, run: usize, n: usize, c: usize) -> &[f32] {
-    let start = (n * channels + c) * run;
-    &x[start..start + run]
-}
-
-/// Runs `work(c, runs)` for every channel `c`, with `runs` the channel's runs of `out`
-/// in image order, spread over `par`; returns the results in channel order.
-pub(super) fn per_channel<'a, R: Send + Default>(
-    par: Parallelism,
-    out: &'a mut [f32],
-    channels: usize,
-    run: usize,
-    work: impl Fn(usize, &mut [&'a mut [f32]]) -> R + Sync,
-) -> Vec<R> {
-    let mut groups: Vec<(Vec<&'a mut [f32]>, R)> =
-        (0..channels).map(|_| (Vec::new(), R::default())).collect();
-    for (i, r) in out.chunks_mut(run).enumerate() {
-        groups[i % channels].0.push(r);
-    }
-    let tasks: Vec<Mutex<(Vec<&'a mut [f32]>, R)>> = groups.into_iter().map(Mutex::new).collect();
-    for_each_index(par, channels, |c| {
-        let mut task = tasks[c].lock().unwrap_or_else(PoisonError::into_inner);
-        let (runs, result) = &mut *task;
-        *result = work(c, runs);
-    });
-    tasks
-        .into_iter()
-        .map(|t| t.into_inner().unwrap_or_else(PoisonError::into_inner).1)
-        .collect()
+/// Runs per work item of an NCHW pass (about 64 KiB of each tensor).
+pub(super) fn runs_per_item(run: usize) -> usize {
+    (16 * 1024 / run).max(1)
 }
 
 /// Blocks of `rows` rows of `channels` values in a tensor of `len` values.
