@@ -79,7 +79,6 @@ fn check_call(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn training_on(
     isa: Isa,
     desc: &BatchNormDesc,
