@@ -213,22 +213,33 @@ pub(super) fn run_grad_apply<L: Lanes, const RELU: bool>(
     }
 }
 
-/// acc\[c\] += Σ x\[r, c\] over the rows of `x` (rows of `acc.len()` values).
+/// acc\[c\] += Σ x\[r, c\] over the rows of `x` (rows of `acc.len()` values). One
+/// vector of channels at a time down all the rows, in registers, two rows per step (the
+/// block is in L1/L2, so the strided walk costs no memory traffic).
 #[inline(always)]
 pub(super) fn rows_sum<L: Lanes>(x: &[f32], acc: &mut [f32]) {
     let channels = acc.len();
-    for row in x.chunks_exact(channels) {
-        let mut at = 0;
-        while at < channels {
-            let k = L::LANES.min(channels - at);
-            let v = load::<L>(acc, at, k) + load::<L>(row, at, k);
-            store(v, acc, at, k);
-            at += k;
+    let rows = x.len() / channels;
+    let mut at = 0;
+    while at < channels {
+        let k = L::LANES.min(channels - at);
+        let (mut a, mut b) = (load::<L>(acc, at, k), L::splat(0.0));
+        let mut r = 0;
+        while r + 2 <= rows {
+            a = a + load::<L>(x, r * channels + at, k);
+            b = b + load::<L>(x, (r + 1) * channels + at, k);
+            r += 2;
         }
+        if r < rows {
+            a = a + load::<L>(x, r * channels + at, k);
+        }
+        store(a + b, acc, at, k);
+        at += k;
     }
 }
 
-/// s1\[c\] += Σ d and s2\[c\] += Σ d² over the rows, d = x\[r, c\] − shift\[c\].
+/// s1\[c\] += Σ d and s2\[c\] += Σ d² over the rows, d = x\[r, c\] − shift\[c\],
+/// walked as in [`rows_sum`].
 #[inline(always)]
 pub(super) fn rows_shifted_sums<L: Lanes>(
     x: &[f32],
@@ -237,16 +248,33 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
     s2: &mut [f32],
 ) {
     let channels = shift.len();
-    for row in x.chunks_exact(channels) {
-        let mut at = 0;
-        while at < channels {
-            let k = L::LANES.min(channels - at);
-            // Padding lanes give d = 0 − 0 and are never stored.
-            let d = load::<L>(row, at, k) - load::<L>(shift, at, k);
-            store(load::<L>(s1, at, k) + d, s1, at, k);
-            store(d.mul_add(d, load::<L>(s2, at, k)), s2, at, k);
-            at += k;
+    let rows = x.len() / channels;
+    let zero = L::splat(0.0);
+    let mut at = 0;
+    while at < channels {
+        let k = L::LANES.min(channels - at);
+        // Padding lanes give d = 0 − 0 and are never stored.
+        let s = load::<L>(shift, at, k);
+        let (mut a1, mut a2) = (load::<L>(s1, at, k), load::<L>(s2, at, k));
+        let (mut b1, mut b2) = (zero, zero);
+        let mut r = 0;
+        while r + 2 <= rows {
+            let d = load::<L>(x, r * channels + at, k) - s;
+            let e = load::<L>(x, (r + 1) * channels + at, k) - s;
+            a1 = a1 + d;
+            a2 = d.mul_add(d, a2);
+            b1 = b1 + e;
+            b2 = e.mul_add(e, b2);
+            r += 2;
         }
+        if r < rows {
+            let d = load::<L>(x, r * channels + at, k) - s;
+            a1 = a1 + d;
+            a2 = d.mul_add(d, a2);
+        }
+        store(a1 + b1, s1, at, k);
+        store(a2 + b2, s2, at, k);
+        at += k;
     }
 }
 
@@ -283,7 +311,8 @@ pub(super) fn rows_normalize<L: Lanes, const RELU: bool>(
     }
 }
 
-/// sg\[c\] += Σ g and sgx\[c\] += Σ g·(x − mean\[c\]) over whole rows.
+/// sg\[c\] += Σ g and sgx\[c\] += Σ g·(x − mean\[c\]) over whole rows, walked as in
+/// [`rows_sum`].
 #[inline(always)]
 pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
     x: &[f32],
@@ -294,20 +323,34 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
     sgx: &mut [f32],
 ) {
     let channels = mean.len();
-    let mut start = 0;
-    while start < x.len() {
-        let (xr, dyr) = (&x[start..], &dy[start..]);
-        let yr = if RELU { &y[start..] } else { y };
-        let mut at = 0;
-        while at < channels {
-            let k = L::LANES.min(channels - at);
-            let g = gradient::<L, RELU>(dyr, yr, at, k);
-            let xc = load::<L>(xr, at, k) - load::<L>(mean, at, k);
-            store(load::<L>(sg, at, k) + g, sg, at, k);
-            store(g.mul_add(xc, load::<L>(sgx, at, k)), sgx, at, k);
-            at += k;
+    let rows = x.len() / channels;
+    let zero = L::splat(0.0);
+    let mut at = 0;
+    while at < channels {
+        let k = L::LANES.min(channels - at);
+        let m = load::<L>(mean, at, k);
+        let (mut a1, mut a2) = (load::<L>(sg, at, k), load::<L>(sgx, at, k));
+        let (mut b1, mut b2) = (zero, zero);
+        let mut r = 0;
+        while r + 2 <= rows {
+            let (p, q) = (r * channels + at, (r + 1) * channels + at);
+            let g = gradient::<L, RELU>(dy, y, p, k);
+            let h = gradient::<L, RELU>(dy, y, q, k);
+            a1 = a1 + g;
+            a2 = g.mul_add(load::<L>(x, p, k) - m, a2);
+            b1 = b1 + h;
+            b2 = h.mul_add(load::<L>(x, q, k) - m, b2);
+            r += 2;
         }
-        start += channels;
+        if r < rows {
+            let p = r * channels + at;
+            let g = gradient::<L, RELU>(dy, y, p, k);
+            a1 = a1 + g;
+            a2 = g.mul_add(load::<L>(x, p, k) - m, a2);
+        }
+        store(a1 + b1, sg, at, k);
+        store(a2 + b2, sgx, at, k);
+        at += k;
     }
 }
 
