@@ -1,10 +1,11 @@
 //! The AVX2 + FMA path: [`Lanes`] on 8-lane ymm registers, and its entry points.
 //!
-//! `V8` is private to this module and only ever instantiated inside the
-//! `#[target_feature(enable = "avx2,fma")]` functions below, which are called only after
-//! checking that the CPU has AVX2 and FMA. That is what makes its safe methods, which
-//! issue AVX2 and FMA instructions, sound; they are `#[inline(always)]` so that they
-//! compile into those functions with the features enabled.
+//! `V8` is crate-private and only ever instantiated inside
+//! `#[target_feature(enable = "avx2,fma")]` functions (those below and the batch-norm
+//! trampoline in `norm/dispatch.rs`), which are called only after checking that the CPU
+//! has AVX2 and FMA. That is what makes its safe methods, which issue AVX2 and FMA
+//! instructions, sound; they are `#[inline(always)]` so that they compile into those
+//! functions with the features enabled.
 
 use super::driver::Paths;
 use super::kernel::{self, ItemShape};
@@ -23,14 +24,15 @@ pub(super) const PATHS: Paths = Paths {
 /// Runs an AVX2+FMA-only expression.
 macro_rules! avx {
     ($e:expr) => {
-        // SAFETY: `V8` exists only inside this module's AVX2+FMA functions, which run
-        // after the CPU was checked for both features (module docs).
+        // SAFETY: `V8` exists only inside AVX2+FMA functions, which run after the CPU
+        // was checked for both features (module docs).
         unsafe { $e }
     };
 }
 
+/// Eight f32 lanes in a ymm register.
 #[derive(Clone, Copy)]
-struct V8(__m256);
+pub(crate) struct V8(__m256);
 
 /// Lanes `0..n` set, for masked loads and stores of a partial vector (`n ≤ 8`).
 #[inline(always)]

@@ -3,6 +3,7 @@
 //! The element-wise kernels and the vector math are written once, generic over
 //! [`Lanes`]; the paths differ only in the type they are instantiated with: `f32` here
 //! (the scalar path), `wide::f32x4` (`neon.rs`) and an AVX2 register (`avx2.rs`).
+//! The batch-norm kernels (`norm/`) are written over the same trait.
 
 use super::driver::Paths;
 use super::kernel::{self, ItemShape};

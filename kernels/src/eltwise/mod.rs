@@ -63,12 +63,14 @@ mod avx2;
 mod bias;
 mod driver;
 mod kernel;
-mod lanes;
+pub(crate) mod lanes;
 mod neon;
 mod scalar;
 mod vmath;
 
 pub use activation::Activation;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::V8;
 pub use bias::BiasShape;
 pub use scalar::activate;
 

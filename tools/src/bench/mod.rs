@@ -1,5 +1,6 @@
 //! `axonal bench`: kernel benchmarks against peers, as tables or JSON.
 
+mod batchnorm;
 mod conv;
 mod eltwise;
 mod gemm;
@@ -23,6 +24,8 @@ enum Which {
     Pool(pool::PoolArgs),
     /// Fused bias + activation, forward and backward, against the copy bandwidth.
     Eltwise(eltwise::EltwiseArgs),
+    /// Batch-norm training forward + backward: ms, GB/s, fraction of copy bandwidth.
+    Batchnorm(batchnorm::BatchNormArgs),
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -31,6 +34,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         Which::Conv(a) => conv::run(a),
         Which::Pool(a) => pool::run(a),
         Which::Eltwise(a) => eltwise::run(a),
+        Which::Batchnorm(a) => batchnorm::run(a),
     }
 }
 
