@@ -75,7 +75,10 @@ fn mismatched_and_broken_files_are_clear_errors() {
     write_idx(&images, &[3, 2, 2], &[0; 12]);
     write_idx(&labels, &[2], &[1, 2]);
     let err = Dataset::from_idx(&images, &labels).unwrap_err().to_string();
-    assert!(err.contains("labels") && err.contains("2 labels for the 3 images"), "{err}");
+    assert!(
+        err.contains("labels") && err.contains("2 labels for the 3 images"),
+        "{err}"
+    );
     write_idx(&labels, &[3], &[1, 2, 12]);
     let err = Dataset::from_idx(&images, &labels).unwrap_err().to_string();
     assert!(err.contains("label 12"), "{err}");

@@ -273,3 +273,29 @@ fn bad_wiring_and_shapes_are_errors() {
         .unwrap();
     assert!(graph.input_mut(0).is_err());
 }
+
+#[test]
+fn batch_norm_alone_and_fused_with_relu() {
+    use axonal::layer::BatchNorm;
+    let mut rng = Rng::new(60);
+    let graph = Sequential::new(&[3, 5, 4])
+        .push("conv", Conv2d::builder(3, 4, 3).padding(1).build(&mut rng))
+        .push("bn", BatchNorm::new(4))
+        .push("relu", Act::relu())
+        .push("gap", GlobalAvgPool)
+        .push("fc", Linear::new(4, 3, &mut rng))
+        .build()
+        .unwrap();
+    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
+    assert_eq!(labels, ["conv", "bn+relu", "gap", "fc"]);
+    check(graph, 3, 61);
+    let mut rng = Rng::new(62);
+    let graph = Sequential::new(&[6])
+        .push("fc1", Linear::new(6, 5, &mut rng))
+        .push("bn", BatchNorm::new(5))
+        .push("tanh", Act(Activation::Tanh))
+        .push("fc2", Linear::new(5, 2, &mut rng))
+        .build()
+        .unwrap();
+    check(graph, 4, 63);
+}

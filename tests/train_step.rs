@@ -83,12 +83,52 @@ fn load_params(graph: &mut Graph, golden: &Golden, order: &[String]) {
     assert_eq!(i, order.len(), "parameter count");
 }
 
+/// The batch-norm buffers of the file, in layer order: (layer index, running_mean,
+/// running_var) names without their `buffer.` / `buffer_after.` prefix.
+fn buffer_names(golden: &Golden) -> Vec<String> {
+    let mut layers: Vec<usize> = golden
+        .tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix("buffer.")?.split('.').next()?.parse().ok())
+        .collect();
+    layers.sort();
+    layers.dedup();
+    layers
+        .iter()
+        .flat_map(|l| [format!("{l}.running_mean"), format!("{l}.running_var")])
+        .collect()
+}
+
+fn buffers(graph: &mut Graph) -> Vec<Vec<f32>> {
+    let mut out = Vec::new();
+    graph.visit_buffers(&mut |_, b| out.push(b.clone()));
+    out
+}
+
 #[test]
 fn seed_cnn_matches_pytorch_for_one_adam_step() {
-    let golden = load("train_step_seed_cnn.safetensors");
+    check_train_step("train_step_seed_cnn.safetensors", models::seed_cnn);
+}
+
+#[test]
+fn seed_cnn_bn_matches_pytorch_for_one_adam_step() {
+    check_train_step("train_step_seed_cnn_bn.safetensors", models::seed_cnn_bn);
+}
+
+fn check_train_step(file: &str, build: fn(&mut Rng) -> axonal::Result<Graph>) {
+    let golden = load(file);
     let order = golden.param_order();
-    let mut graph = models::seed_cnn(&mut Rng::new(0)).unwrap();
+    let mut graph = build(&mut Rng::new(0)).unwrap();
     load_params(&mut graph, &golden, &order);
+    let names = buffer_names(&golden);
+    let mut at = 0;
+    graph.visit_buffers(&mut |name, b| {
+        let want = golden.get(&format!("buffer.{}", names[at]));
+        assert_eq!(b.len(), want.len(), "{name}");
+        b.copy_from_slice(want);
+        at += 1;
+    });
+    assert_eq!(at, names.len(), "batch-norm buffers");
     let x = golden.get("x");
     let labels: Vec<u32> = golden.get("labels").iter().map(|&l| l as u32).collect();
     graph.input_mut(labels.len()).unwrap().copy_from_slice(x);
@@ -135,4 +175,7 @@ fn seed_cnn_matches_pytorch_for_one_adam_step() {
         }
         i += 1;
     });
+    for (got, name) in buffers(&mut graph).iter().zip(&names) {
+        assert_close(name, got, golden.get(&format!("buffer_after.{name}")), 1e-5);
+    }
 }

@@ -8,8 +8,9 @@ use crate::param::Param;
 use crate::tensor::Tensor;
 use axonal_kernels::eltwise::Activation;
 use axonal_kernels::norm::BatchNormDesc;
-use axonal_kernels::reference::{
+use axonal_kernels::norm::{
     batch_norm_backward, batch_norm_forward_inference, batch_norm_forward_training,
+    batch_norm_relu_backward, batch_norm_relu_forward_inference, batch_norm_relu_forward_training,
 };
 
 /// Batch normalization over the channels (dimension 1) of `[n, c]` or `[n, c, h, w]`.
@@ -101,7 +102,12 @@ impl Layer for BatchNorm {
         let desc = self.desc(inputs[0].shape())?;
         let x = inputs[0].data();
         if ctx.train {
-            batch_norm_forward_training(
+            let forward = if self.relu {
+                batch_norm_relu_forward_training
+            } else {
+                batch_norm_forward_training
+            };
+            forward(
                 &desc,
                 x,
                 &self.gamma.value,
@@ -112,9 +118,15 @@ impl Layer for BatchNorm {
                 y.data_mut(),
                 &mut self.saved_mean,
                 &mut self.saved_inv_std,
+                ctx.par,
             )?;
         } else {
-            batch_norm_forward_inference(
+            let forward = if self.relu {
+                batch_norm_relu_forward_inference
+            } else {
+                batch_norm_forward_inference
+            };
+            forward(
                 &desc,
                 x,
                 &self.gamma.value,
@@ -122,30 +134,21 @@ impl Layer for BatchNorm {
                 &self.running_mean,
                 &self.running_var,
                 y.data_mut(),
+                ctx.par,
             )?;
-        }
-        if self.relu {
-            y.data_mut().iter_mut().for_each(|v| *v = v.max(0.0));
         }
         Ok(())
     }
 
     fn backward(
         &mut self,
-        _ctx: &Context,
+        ctx: &Context,
         inputs: &[&Tensor],
         y: &Tensor,
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
         let desc = self.desc(inputs[0].shape())?;
-        if self.relu {
-            for (d, &v) in dy.iter_mut().zip(y.data()) {
-                if v <= 0.0 {
-                    *d = 0.0;
-                }
-            }
-        }
         let dx = match dx[0].as_deref_mut() {
             Some(dx) => dx,
             None => {
@@ -153,17 +156,28 @@ impl Layer for BatchNorm {
                 &mut self.scratch
             }
         };
-        batch_norm_backward(
-            &desc,
-            inputs[0].data(),
-            dy,
-            &self.gamma.value,
-            &self.saved_mean,
-            &self.saved_inv_std,
-            dx,
-            &mut self.gamma.grad,
-            &mut self.beta.grad,
-        )?;
+        let x = inputs[0].data();
+        let (gamma, mean, inv_std) = (&self.gamma.value, &self.saved_mean, &self.saved_inv_std);
+        let (dgamma, dbeta) = (&mut self.gamma.grad, &mut self.beta.grad);
+        if self.relu {
+            batch_norm_relu_backward(
+                &desc,
+                x,
+                y.data(),
+                dy,
+                gamma,
+                mean,
+                inv_std,
+                dx,
+                dgamma,
+                dbeta,
+                ctx.par,
+            )?;
+        } else {
+            batch_norm_backward(
+                &desc, x, dy, gamma, mean, inv_std, dx, dgamma, dbeta, ctx.par,
+            )?;
+        }
         Ok(())
     }
 
