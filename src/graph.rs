@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::layer::{Context, Flops, Layer};
 use crate::param::Param;
 use crate::tensor::Tensor;
+use axonal_kernels::Layout;
 use std::time::Instant;
 
 /// A node's output in a [`GraphBuilder`]: the graph input or a layer's output.
@@ -32,6 +33,7 @@ struct Node {
 pub struct GraphBuilder {
     sample_shape: Vec<usize>,
     nodes: Vec<Node>,
+    layout: Layout,
 }
 
 impl GraphBuilder {
@@ -40,7 +42,15 @@ impl GraphBuilder {
         GraphBuilder {
             sample_shape: sample_shape.to_vec(),
             nodes: Vec::new(),
+            layout: Layout::Nchw,
         }
+    }
+
+    /// The memory layout of the graph's 4-D activations (NCHW by default). The input is
+    /// always given in NCHW, PyTorch's order; with NHWC the graph transposes it.
+    pub fn layout(&mut self, layout: Layout) -> &mut Self {
+        self.layout = layout;
+        self
     }
 
     /// The graph input.
@@ -91,6 +101,8 @@ impl GraphBuilder {
         let count = nodes.len() + 1;
         let mut graph = Graph {
             nodes,
+            layout: Layout::Nchw,
+            input_nchw: None,
             sample_shape: self.sample_shape,
             values: vec![Tensor::default(); count],
             grads: vec![Vec::new(); count],
@@ -100,6 +112,7 @@ impl GraphBuilder {
             batch: None,
             timing: None,
         };
+        graph.set_layout(self.layout);
         graph.plan(1)?;
         Ok(graph)
     }
@@ -207,6 +220,10 @@ pub struct NodeInfo {
 /// A built network: run [`forward`](Graph::forward) and [`backward`](Graph::backward).
 pub struct Graph {
     nodes: Vec<Node>,
+    layout: Layout,
+    /// Where the NCHW input is written before it is transposed into values[0], when the
+    /// graph is NHWC.
+    input_nchw: Option<Tensor>,
     sample_shape: Vec<usize>,
     /// values[0] is the input, values[i + 1] the output of node i.
     values: Vec<Tensor>,
@@ -236,6 +253,9 @@ impl Graph {
         let mut shape = vec![batch];
         shape.extend_from_slice(&self.sample_shape);
         self.values[0].reshape_storage(&shape)?;
+        if let Some(t) = &mut self.input_nchw {
+            t.reshape_storage(&shape)?;
+        }
         for (i, node) in self.nodes.iter().enumerate() {
             let inputs: Vec<&[usize]> = node
                 .inputs
@@ -269,7 +289,29 @@ impl Graph {
             return Err(Error::invalid("batch size", "must be at least 1, got 0"));
         }
         self.plan(batch)?;
-        Ok(self.values[0].data_mut())
+        match &mut self.input_nchw {
+            Some(t) => Ok(t.data_mut()),
+            None => Ok(self.values[0].data_mut()),
+        }
+    }
+
+    /// The layout of the graph's 4-D activations.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Switches the layout of the 4-D activations (the input stays NCHW; parameters
+    /// keep PyTorch's layouts). Buffers are planned again at the next pass.
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
+        for node in &mut self.nodes {
+            node.layer.set_layout(layout);
+        }
+        // NHWC images with more than one channel differ from the NCHW input.
+        let transpose = layout == Layout::Nhwc
+            && matches!(self.sample_shape[..], [c, h, w] if c > 1 && h * w > 1);
+        self.input_nchw = transpose.then(Tensor::default);
+        self.batch = None;
     }
 
     /// The input tensor of the last pass.
@@ -286,8 +328,12 @@ impl Graph {
             nodes,
             values,
             timing,
+            input_nchw,
             ..
         } = self;
+        if let Some(src) = input_nchw {
+            nchw_to_nhwc(src, &mut values[0]);
+        }
         for (i, node) in nodes.iter_mut().enumerate() {
             let start = timing.as_ref().map(|_| Instant::now());
             let mut y = std::mem::take(&mut values[i + 1]);
@@ -504,6 +550,25 @@ impl Graph {
     }
 }
 
+/// Transposes an NCHW batch into `dst` (shaped alike) in NHWC order.
+fn nchw_to_nhwc(src: &Tensor, dst: &mut Tensor) {
+    let [_, c, h, w] = src.shape()[..] else {
+        return;
+    };
+    let hw = h * w;
+    for (s, d) in src
+        .data()
+        .chunks_exact(c * hw)
+        .zip(dst.data_mut().chunks_exact_mut(c * hw))
+    {
+        for (p, pixel) in d.chunks_exact_mut(c).enumerate() {
+            for (ch, v) in pixel.iter_mut().enumerate() {
+                *v = s[ch * hw + p];
+            }
+        }
+    }
+}
+
 /// A chain of layers, each reading the previous one's output.
 pub struct Sequential {
     builder: GraphBuilder,
@@ -528,6 +593,12 @@ impl Sequential {
                 Err(e) => self.error = Some(e),
             }
         }
+        self
+    }
+
+    /// The memory layout of the 4-D activations (see [`GraphBuilder::layout`]).
+    pub fn layout(mut self, layout: Layout) -> Sequential {
+        self.builder.layout(layout);
         self
     }
 

@@ -63,7 +63,7 @@ pub fn seed_cnn(rng: &mut Rng) -> Result<Graph> {
         .push("pool2", MaxPool2d::new(2))
         .push("conv3", Conv2d::new(64, 64, 3, rng))
         .push("relu3", Act::relu())
-        .push("flatten", crate::layer::Flatten)
+        .push("flatten", Flatten::new())
         .push("fc1", Linear::new(576, 64, rng))
         .push("relu4", Act::relu())
         .push("fc2", Linear::new(64, 10, rng))
@@ -84,7 +84,7 @@ pub fn seed_cnn_bn(rng: &mut Rng) -> Result<Graph> {
         .push("conv3", Conv2d::new(64, 64, 3, rng))
         .push("bn3", BatchNorm::new(64))
         .push("relu3", Act::relu())
-        .push("flatten", Flatten)
+        .push("flatten", Flatten::new())
         .push("fc1", Linear::new(576, 64, rng))
         .push("relu4", Act::relu())
         .push("fc2", Linear::new(64, 10, rng))
@@ -140,7 +140,7 @@ pub fn resnet_mini(rng: &mut Rng) -> Result<Graph> {
     x = basic_block(&mut g, "block1", x, (64, 64, 1), rng)?;
     x = basic_block(&mut g, "block2", x, (64, 64, 1), rng)?;
     x = basic_block(&mut g, "block3", x, (64, 128, 2), rng)?;
-    let pooled = g.add("pool", GlobalAvgPool, &[x])?;
+    let pooled = g.add("pool", GlobalAvgPool::new(), &[x])?;
     let fc = g.add("fc", Linear::new(128, 10, rng), &[pooled])?;
     g.build(fc)
 }
@@ -148,7 +148,7 @@ pub fn resnet_mini(rng: &mut Rng) -> Result<Graph> {
 /// 784 → 256 → 128 → 10 with ReLU. Input `[1, 28, 28]` (flattened first).
 pub fn mlp(rng: &mut Rng) -> Result<Graph> {
     Sequential::new(&[1, 28, 28])
-        .push("flatten", Flatten)
+        .push("flatten", Flatten::new())
         .push("fc1", Linear::new(784, 256, rng))
         .push("relu1", Act::relu())
         .push("fc2", Linear::new(256, 128, rng))

@@ -12,6 +12,7 @@ use axonal_kernels::norm::{
     batch_norm_backward, batch_norm_forward_inference, batch_norm_forward_training,
     batch_norm_relu_backward, batch_norm_relu_forward_inference, batch_norm_relu_forward_training,
 };
+use axonal_kernels::Layout;
 
 /// Batch normalization over the channels (dimension 1) of `[n, c]` or `[n, c, h, w]`.
 pub struct BatchNorm {
@@ -31,6 +32,7 @@ pub struct BatchNorm {
     relu: bool,
     /// dx when the graph does not want the input's gradient (the kernel writes it anyway).
     scratch: Vec<f32>,
+    layout: Layout,
 }
 
 impl BatchNorm {
@@ -49,6 +51,7 @@ impl BatchNorm {
             saved_inv_std: vec![0.0; channels],
             relu: false,
             scratch: Vec::new(),
+            layout: Layout::Nchw,
         }
     }
 
@@ -77,7 +80,9 @@ impl BatchNorm {
         if c != self.channels {
             return Err(Error::shape("batch_norm channels", self.channels, c));
         }
-        let desc = BatchNormDesc::new(n, c, spatial).eps(self.eps);
+        let desc = BatchNormDesc::new(n, c, spatial)
+            .eps(self.eps)
+            .layout(self.layout);
         desc.validate()?;
         Ok(desc)
     }
@@ -189,6 +194,10 @@ impl Layer for BatchNorm {
     fn visit_buffers(&mut self, f: &mut dyn FnMut(&str, &mut Vec<f32>)) {
         f("running_mean", &mut self.running_mean);
         f("running_var", &mut self.running_var);
+    }
+
+    fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
     }
 
     fn fuse_activation(&mut self, act: Activation) -> bool {

@@ -12,7 +12,7 @@ use axonal_kernels::conv::{
 use axonal_kernels::eltwise::{
     bias_activation_backward_in_place, gradient_from_output, Activation, BiasShape, Saved,
 };
-use axonal_kernels::Dims4;
+use axonal_kernels::{Dims4, Layout};
 
 /// A 2-D convolution on NCHW batches; the weight is OIHW
 /// (`[out, in / groups, kh, kw]`) as in PyTorch.
@@ -27,6 +27,7 @@ pub struct Conv2d {
     weight: Param,
     bias: Option<Param>,
     activation: Activation,
+    layout: Layout,
 }
 
 impl Conv2d {
@@ -60,7 +61,8 @@ impl Conv2d {
             .stride(self.stride)
             .padding(self.padding)
             .dilation(self.dilation)
-            .groups(self.groups);
+            .groups(self.groups)
+            .layout(self.layout);
         desc.validate()?;
         Ok(desc)
     }
@@ -132,6 +134,7 @@ impl Conv2dBuilder {
             weight,
             bias,
             activation: Activation::Identity,
+            layout: Layout::Nchw,
         }
     }
 }
@@ -226,6 +229,10 @@ impl Layer for Conv2d {
             },
             Err(_) => Flops::default(),
         }
+    }
+
+    fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
     }
 
     fn fuse_activation(&mut self, act: Activation) -> bool {

@@ -3,10 +3,29 @@
 use super::{expect_inputs, Context, Layer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use axonal_kernels::Layout;
 
-/// Keeps the batch dimension and joins the others; the data is copied unchanged.
+/// Keeps the batch dimension and joins the others in PyTorch's order (c, h, w), so
+/// that a following linear layer takes PyTorch's weights whatever the graph's layout:
+/// from NHWC the values are transposed, from NCHW copied unchanged.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Flatten;
+pub struct Flatten {
+    layout: Layout,
+}
+
+impl Flatten {
+    pub fn new() -> Flatten {
+        Flatten::default()
+    }
+
+    /// (c, h·w) when the input is an NHWC image batch (the transposed case).
+    fn nhwc(&self, shape: &[usize]) -> Option<(usize, usize)> {
+        match (self.layout, shape) {
+            (Layout::Nhwc, &[_, c, h, w]) if c > 1 && h * w > 1 => Some((c, h * w)),
+            _ => None,
+        }
+    }
+}
 
 impl Layer for Flatten {
     fn kind(&self) -> String {
@@ -22,22 +41,53 @@ impl Layer for Flatten {
     }
 
     fn forward(&mut self, _ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
-        y.data_mut().copy_from_slice(inputs[0].data());
+        let x = inputs[0].data();
+        match self.nhwc(inputs[0].shape()) {
+            None => y.data_mut().copy_from_slice(x),
+            Some((c, hw)) => {
+                for (src, dst) in x
+                    .chunks_exact(c * hw)
+                    .zip(y.data_mut().chunks_exact_mut(c * hw))
+                {
+                    for (p, pixel) in src.chunks_exact(c).enumerate() {
+                        for (ch, &v) in pixel.iter().enumerate() {
+                            dst[ch * hw + p] = v;
+                        }
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
     fn backward(
         &mut self,
         _ctx: &Context,
-        _inputs: &[&Tensor],
+        inputs: &[&Tensor],
         _y: &Tensor,
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
-        if let Some(dx) = dx[0].as_deref_mut() {
-            dx.copy_from_slice(dy);
+        let Some(dx) = dx[0].as_deref_mut() else {
+            return Ok(());
+        };
+        match self.nhwc(inputs[0].shape()) {
+            None => dx.copy_from_slice(dy),
+            Some((c, hw)) => {
+                for (src, dst) in dy.chunks_exact(c * hw).zip(dx.chunks_exact_mut(c * hw)) {
+                    for (p, pixel) in dst.chunks_exact_mut(c).enumerate() {
+                        for (ch, v) in pixel.iter_mut().enumerate() {
+                            *v = src[ch * hw + p];
+                        }
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
     }
 
     fn bytes(&self, inputs: &[&[usize]], _output: &[usize]) -> f64 {

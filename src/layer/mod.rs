@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::param::Param;
 use crate::tensor::Tensor;
 use axonal_kernels::eltwise::Activation;
-use axonal_kernels::Parallelism;
+use axonal_kernels::{Layout, Parallelism};
 
 /// What a pass may use and whether it trains.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,6 +115,10 @@ pub trait Layer: Send {
     fn as_activation(&self) -> Option<Activation> {
         None
     }
+
+    /// The memory layout of 4-D activations (shapes stay `[n, c, h, w]` either way); the
+    /// graph sets it once for all its layers.
+    fn set_layout(&mut self, _layout: Layout) {}
 }
 
 /// Checks that a layer got exactly `n` inputs.

@@ -7,6 +7,7 @@ use axonal_kernels::pool::{
     avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward, global_avg_pool2d_forward,
     max_pool2d_backward, max_pool2d_forward, Pool2dDesc,
 };
+use axonal_kernels::Layout;
 
 /// The window of a pooling layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,7 @@ struct Window {
     kernel: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 2],
+    layout: Layout,
 }
 
 impl Window {
@@ -21,7 +23,8 @@ impl Window {
         let [n, c, h, w] = image_shape(kind, input)?;
         let desc = Pool2dDesc::new(n, c, [h, w], self.kernel)
             .stride(self.stride)
-            .padding(self.padding);
+            .padding(self.padding)
+            .layout(self.layout);
         desc.validate()?;
         Ok(desc)
     }
@@ -53,6 +56,7 @@ impl MaxPool2d {
                 kernel: [kernel; 2],
                 stride: [stride; 2],
                 padding: [padding; 2],
+                layout: Layout::Nchw,
             },
             argmax: Vec::new(),
         }
@@ -66,6 +70,10 @@ impl Layer for MaxPool2d {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         self.window.output_shape("max_pool2d", inputs)
+    }
+
+    fn set_layout(&mut self, layout: Layout) {
+        self.window.layout = layout;
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
@@ -120,6 +128,7 @@ impl AvgPool2d {
                 kernel: [kernel; 2],
                 stride: [stride; 2],
                 padding: [padding; 2],
+                layout: Layout::Nchw,
             },
             count_include_pad,
         }
@@ -133,6 +142,10 @@ impl Layer for AvgPool2d {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         self.window.output_shape("avg_pool2d", inputs)
+    }
+
+    fn set_layout(&mut self, layout: Layout) {
+        self.window.layout = layout;
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
@@ -166,12 +179,18 @@ impl Layer for AvgPool2d {
 /// Global average pooling: `[n, c, h, w]` → `[n, c]` (PyTorch's
 /// `AdaptiveAvgPool2d(1)` followed by `flatten(1)`).
 #[derive(Debug, Default)]
-pub struct GlobalAvgPool;
+pub struct GlobalAvgPool {
+    layout: Layout,
+}
 
 impl GlobalAvgPool {
-    fn desc(input: &[usize]) -> Result<Pool2dDesc> {
+    pub fn new() -> GlobalAvgPool {
+        GlobalAvgPool::default()
+    }
+
+    fn desc(&self, input: &[usize]) -> Result<Pool2dDesc> {
         let [n, c, h, w] = image_shape("global_avg_pool", input)?;
-        let desc = Pool2dDesc::global(n, c, [h, w]);
+        let desc = Pool2dDesc::global(n, c, [h, w]).layout(self.layout);
         desc.validate()?;
         Ok(desc)
     }
@@ -184,12 +203,16 @@ impl Layer for GlobalAvgPool {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         expect_inputs("global_avg_pool", inputs, 1)?;
-        let desc = GlobalAvgPool::desc(inputs[0])?;
+        let desc = self.desc(inputs[0])?;
         Ok(vec![desc.batch, desc.channels])
     }
 
+    fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
+    }
+
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
-        let desc = GlobalAvgPool::desc(inputs[0].shape())?;
+        let desc = self.desc(inputs[0].shape())?;
         global_avg_pool2d_forward(&desc, inputs[0].data(), y.data_mut(), ctx.par)?;
         Ok(())
     }
@@ -203,7 +226,7 @@ impl Layer for GlobalAvgPool {
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
         if let Some(dx) = dx[0].as_deref_mut() {
-            let desc = GlobalAvgPool::desc(inputs[0].shape())?;
+            let desc = self.desc(inputs[0].shape())?;
             global_avg_pool2d_backward(&desc, dy, dx, ctx.par)?;
         }
         Ok(())

@@ -49,3 +49,12 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// An activation layout named on the command line.
+fn parse_layout(name: &str) -> Result<axonal_kernels::Layout, String> {
+    match name {
+        "nchw" => Ok(axonal_kernels::Layout::Nchw),
+        "nhwc" => Ok(axonal_kernels::Layout::Nhwc),
+        other => Err(format!("--layout {other:?}: use nchw or nhwc")),
+    }
+}

@@ -35,6 +35,9 @@ pub struct ProfileArgs {
     /// Force a kernel path (scalar, neon, avx2).
     #[arg(long)]
     isa: Option<String>,
+    /// Memory layout of the activations: nchw, nhwc (default: the model's faster one).
+    #[arg(long)]
+    layout: Option<String>,
     /// Forward passes only, in evaluation mode.
     #[arg(long)]
     inference: bool,
@@ -85,6 +88,9 @@ pub fn run(args: &ProfileArgs) -> Result<(), String> {
         Parallelism::Threads(threads)
     };
     let mut model = models::build(&args.model, 0).map_err(|e| e.to_string())?;
+    if let Some(layout) = &args.layout {
+        model.graph.set_layout(crate::parse_layout(layout)?);
+    }
     let sample = model.graph.sample_shape().to_vec();
     let data = Dataset::synthetic(args.batch * 4, &sample, model.classes.max(2), 1);
     let method = match args.model.as_str() {
@@ -214,6 +220,7 @@ struct Report {
     batch: usize,
     threads: usize,
     isa: Isa,
+    layout: axonal_kernels::Layout,
     inference: bool,
     steps: usize,
     step_ms: f64,
@@ -273,6 +280,7 @@ impl Report {
             batch: args.batch,
             threads,
             isa,
+            layout: graph.layout(),
             inference: args.inference,
             steps,
             step_ms: 1e3 * step,
@@ -303,12 +311,13 @@ impl Report {
             "training"
         };
         println!(
-            "axonal profile: {} {mode}, batch {}, {} thread{}, ISA {}",
+            "axonal profile: {} {mode}, batch {}, {} thread{}, ISA {}, {}",
             self.model,
             self.batch,
             self.threads,
             if self.threads == 1 { "" } else { "s" },
-            self.isa
+            self.isa,
+            self.layout.name()
         );
         println!(
             "  {:.0} images/s   step {:.3} ms median (p10 {:.3}, p90 {:.3}) over {} steps",
@@ -399,6 +408,7 @@ impl Report {
             "batch": self.batch,
             "threads": self.threads,
             "isa": self.isa.to_string(),
+            "layout": self.layout.name(),
             "mode": if self.inference { "inference" } else { "training" },
             "steps": self.steps,
             "images_per_sec": self.images_per_sec,

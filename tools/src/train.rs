@@ -84,6 +84,9 @@ pub struct TrainArgs {
     /// Force a kernel path (scalar, neon, avx2).
     #[arg(long)]
     isa: Option<String>,
+    /// Memory layout of the activations: nchw, nhwc (default: the model's faster one).
+    #[arg(long)]
+    layout: Option<String>,
 }
 
 fn method(args: &TrainArgs) -> Result<Method, String> {
@@ -172,6 +175,9 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         (train, None)
     };
     let mut model = models::build(&args.model, args.seed).map_err(|e| e.to_string())?;
+    if let Some(layout) = &args.layout {
+        model.graph.set_layout(crate::parse_layout(layout)?);
+    }
     if model.graph.sample_shape() != train.sample_shape() {
         return Err(format!(
             "model {} takes samples of shape {:?}, the dataset has {:?}",
