@@ -12,6 +12,7 @@ pub mod eltwise;
 pub mod error;
 pub mod gemm;
 pub mod layout;
+pub mod loss;
 pub mod math;
 pub mod norm;
 pub mod optim;

@@ -48,6 +48,8 @@ pub(crate) trait Lanes:
     fn mul_add(self, b: Self, c: Self) -> Self;
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
+    /// √self, correctly rounded on every path (so identical across paths).
+    fn sqrt(self) -> Self;
     fn abs(self) -> Self;
     /// `self` (non-negative) with the sign bit of `sign`.
     fn with_sign_of(self, sign: Self) -> Self;
@@ -122,6 +124,10 @@ impl Lanes for f32 {
         }
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32::abs(self)
     }
@@ -168,6 +174,31 @@ impl Lanes for f32 {
         let low = n >> 1;
         (pow2_of(low), pow2_of(n - low))
     }
+}
+
+/// The lanes of `v` in order (the first `L::LANES` of the array).
+#[inline(always)]
+pub(crate) fn lane_values<L: Lanes>(v: L) -> [f32; 8] {
+    let mut out = [0.0f32; 8];
+    v.store(&mut out[..L::LANES]);
+    out
+}
+
+/// The sum of the lanes, added in f64 in lane order.
+#[inline(always)]
+pub(crate) fn lane_sum_f64<L: Lanes>(v: L) -> f64 {
+    lane_values(v)[..L::LANES]
+        .iter()
+        .map(|&x| f64::from(x))
+        .sum()
+}
+
+/// The largest lane; NaN lanes are skipped (a row max that ignores NaN, as `>` does).
+#[inline(always)]
+pub(crate) fn lane_max<L: Lanes>(v: L) -> f32 {
+    lane_values(v)[..L::LANES]
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
 }
 
 /// 2ᵏ for integers k in [−126, 127].
