@@ -8,6 +8,7 @@
 
 pub mod arch;
 pub mod conv;
+pub mod dropout;
 pub mod eltwise;
 pub mod error;
 pub mod gemm;
