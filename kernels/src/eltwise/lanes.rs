@@ -176,6 +176,27 @@ impl Lanes for f32 {
     }
 }
 
+/// `n ≤ LANES` values from `s[at..]`: a whole vector when `n == LANES`, else the
+/// zero-padded partial one.
+#[inline(always)]
+pub(crate) fn load_n<L: Lanes>(s: &[f32], at: usize, n: usize) -> L {
+    if n == L::LANES {
+        L::load(&s[at..])
+    } else {
+        L::load_partial(&s[at..at + n])
+    }
+}
+
+/// Stores the first `n ≤ LANES` lanes of `v` to `d[at..]`.
+#[inline(always)]
+pub(crate) fn store_n<L: Lanes>(v: L, d: &mut [f32], at: usize, n: usize) {
+    if n == L::LANES {
+        v.store(&mut d[at..])
+    } else {
+        v.store_partial(&mut d[at..at + n])
+    }
+}
+
 /// The lanes of `v` in order (the first `L::LANES` of the array).
 #[inline(always)]
 pub(crate) fn lane_values<L: Lanes>(v: L) -> [f32; 8] {

@@ -6,7 +6,7 @@
 //! `BLOCK / LANES` ulp, and the f64 total adds nothing more that matters.
 
 use crate::eltwise::dispatch::lanes_dispatch;
-use crate::eltwise::lanes::{lane_sum_f64, Lanes};
+use crate::eltwise::lanes::{lane_sum_f64, load_n as load, store_n as store, Lanes};
 use crate::eltwise::vmath;
 
 /// Elements per f32 partial sum; work items are whole multiples of it.
@@ -35,24 +35,6 @@ macro_rules! blocked_sum {
         }
         total
     }};
-}
-
-#[inline(always)]
-fn load<L: Lanes>(s: &[f32], at: usize, n: usize) -> L {
-    if n == L::LANES {
-        L::load(&s[at..])
-    } else {
-        L::load_partial(&s[at..at + n])
-    }
-}
-
-#[inline(always)]
-fn store<L: Lanes>(v: L, d: &mut [f32], at: usize, n: usize) {
-    if n == L::LANES {
-        v.store(&mut d[at..])
-    } else {
-        v.store_partial(&mut d[at..at + n])
-    }
 }
 
 /// Σ max(x, 0) − x·t + ln(1 + e^−|x|); writes (σ(x) − t)·`inv_n` to `d`.
