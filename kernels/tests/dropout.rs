@@ -59,7 +59,7 @@ fn check_case(len: usize, d: Dropout, seed: u64) -> Result<(), TestCaseError> {
                 prop_assert_eq!(bit(&mask, k), keep, "{} {:?} mask bit {}", isa, par, k);
             }
             // Bits past the end are 0.
-            if len % 32 != 0 {
+            if !len.is_multiple_of(32) {
                 prop_assert_eq!(mask[len / 32] >> (len % 32), 0);
             }
             let mut y2 = vec![f32::NAN; len];

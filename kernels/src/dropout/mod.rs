@@ -130,7 +130,7 @@ impl Source {
                 mask::fill(isa, keys, t, start as u32, words);
             }
         }
-        if len % 32 != 0 {
+        if !len.is_multiple_of(32) {
             if let Some(last) = words.last_mut() {
                 *last &= (1u32 << (len % 32)) - 1;
             }

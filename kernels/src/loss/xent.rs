@@ -44,7 +44,7 @@ fn exp_sum<L: Lanes>(row: &[f32], max: f32, mut out: Option<&mut [f32]>) -> f64 
         let e = vmath::exp(L::load_partial(&row[whole..]) - shift);
         // The zero padding of the partial vector would add exp(−max).
         let e = L::select(L::lanes_below(rest), e, L::splat(0.0));
-        if let Some(out) = out.as_deref_mut() {
+        if let Some(out) = out {
             e.store_partial(&mut out[whole..]);
         }
         acc = acc + e;
