@@ -1,6 +1,7 @@
 //! The lane abstraction: one generic kernel, three ISA paths.
 //!
-//! The element-wise kernels and the vector math are written once, generic over
+//! The element-wise kernels and the vector math — and the loss, dropout and optimizer
+//! kernels, through `dispatch::lanes_dispatch!` — are written once, generic over
 //! [`Lanes`]; the paths differ only in the type they are instantiated with: `f32` here
 //! (the scalar path), `wide::f32x4` (`neon.rs`) and an AVX2 register (`avx2.rs`).
 

@@ -7,6 +7,14 @@
 //! rate) are computed once in f64. At t = 1 the state is initialized as PyTorch does
 //! and not read (so it may hold anything, NaN included). Threads take fixed chunks of
 //! 16 Ki elements: the result is bitwise the same for every thread count.
+//!
+//! No streaming stores: every line written was read just before, so the store finds it
+//! in cache and costs no extra read, and bypassing the cache would only evict it early.
+//! Denormal states are computed, not flushed (as PyTorch does): a state that decays
+//! toward zero under zero gradients can slow a step on cores with denormal assists.
+//!
+//! Accuracy: each output is within a few f32 ulp of the f64 reference, relative to the
+//! magnitudes of the terms that make it (`kernels/tests/optim.rs` states the bounds).
 
 mod adagrad;
 mod adam;
