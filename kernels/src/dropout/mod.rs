@@ -284,3 +284,28 @@ pub fn dropout_backward_masked_on(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks past 2³² elements take their keys from the high half of the index: the
+    /// words every path fills there follow [`Dropout::keeps`] (no tensor that large is
+    /// needed to check it).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn masks_beyond_four_billion_elements_follow_the_definition() {
+        let d = Dropout::new(0.3, 11, 5);
+        for start in [(1usize << 32) - CHUNK, 1 << 32, (3 << 32) + 7 * CHUNK] {
+            for isa in Isa::available() {
+                let len = 100;
+                let mut words = vec![0u32; mask_words(len)];
+                Source::of(&d).fill(isa, start, len, &mut words);
+                for k in 0..len {
+                    let bit = (words[k / 32] >> (k % 32)) & 1 == 1;
+                    assert_eq!(bit, d.keeps((start + k) as u64), "{isa} {start} + {k}");
+                }
+            }
+        }
+    }
+}
