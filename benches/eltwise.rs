@@ -1,12 +1,15 @@
 //! Fused bias + activation, forward and backward, on NCHW tensors of 64 channels of
-//! 32 × 32, with one array in L2 (256 KiB), in L3 (4 MiB) and far beyond L3 (256 MiB).
+//! 32 × 32, and the optimizer updates (SGD momentum, Adam, AdamW) and dropout over flat
+//! arrays, with one array in L2 (256 KiB), in L3 (4 MiB) and far beyond L3 (256 MiB).
 //!
 //! `cargo bench --bench eltwise`; criterion's reports land in target/criterion. For a
 //! table with fractions of the measured copy bandwidth use `axonal bench eltwise`.
 
+use axonal::kernels::dropout::{dropout_backward_masked, dropout_forward, mask_words, Dropout};
 use axonal::kernels::eltwise::{
     bias_activation_backward, bias_activation_forward, Activation, BiasShape, Saved,
 };
+use axonal::kernels::optim::{adam_step, sgd_step, Adam, Sgd};
 use axonal::kernels::Parallelism;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -76,8 +79,67 @@ fn eltwise(c: &mut Criterion) {
                 })
             });
         }
+        updates(&mut group, label, n);
         group.finish();
     }
+}
+
+/// The optimizer updates and dropout on arrays of `n` floats. Throughput counts every
+/// array read or written once: SGD p, g, buf in and p, buf out; Adam p, g, m, v in and
+/// p, m, v out; dropout x in, y and the bit mask out.
+fn updates(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+    n: usize,
+) {
+    let par = Parallelism::Sequential;
+    // No zero gradient: a zero would decay the state into denormals over the repeated
+    // steps and measure the FPU's denormal assists instead of the kernel.
+    let grad: Vec<f32> = (0..n).map(|i| ((i % 13) as f32 - 6.5) * 0.1).collect();
+    let mut param: Vec<f32> = (0..n).map(|i| ((i % 17) as f32 - 8.0) * 0.1).collect();
+    let mut m = vec![0.01f32; n];
+    let mut v = vec![0.001f32; n];
+    let bytes = |arrays: f64| Throughput::Bytes((arrays * (n * 4) as f64) as u64);
+
+    group.throughput(bytes(5.0));
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::new(1e-3)
+    };
+    group.bench_function(BenchmarkId::new("sgd_momentum_step", label), |bench| {
+        bench.iter(|| {
+            sgd_step(&sgd, 2, &mut param, &grad, &mut m, par).expect("valid lengths");
+            black_box(&param);
+        })
+    });
+    group.throughput(bytes(7.0));
+    for (name, h) in [
+        ("adam_step", Adam::new(1e-3)),
+        ("adamw_step", Adam::adamw(1e-3, 0.01)),
+    ] {
+        group.bench_function(BenchmarkId::new(name, label), |bench| {
+            bench.iter(|| {
+                adam_step(&h, 2, &mut param, &grad, &mut m, &mut v, par).expect("valid lengths");
+                black_box(&param);
+            })
+        });
+    }
+
+    let dropout = Dropout::new(0.5, 7, 1);
+    let mut mask = vec![0u32; mask_words(n)];
+    group.throughput(bytes(2.0 + 1.0 / 32.0));
+    group.bench_function(BenchmarkId::new("dropout_forward", label), |bench| {
+        bench.iter(|| {
+            dropout_forward(&dropout, &grad, &mut v, Some(&mut mask), par).expect("valid p");
+            black_box(&v);
+        })
+    });
+    group.bench_function(BenchmarkId::new("dropout_backward_mask", label), |bench| {
+        bench.iter(|| {
+            dropout_backward_masked(dropout.p, &mask, &grad, &mut v, par).expect("valid p");
+            black_box(&v);
+        })
+    });
 }
 
 criterion_group!(benches, eltwise);

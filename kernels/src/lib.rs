@@ -8,10 +8,12 @@
 
 pub mod arch;
 pub mod conv;
+pub mod dropout;
 pub mod eltwise;
 pub mod error;
 pub mod gemm;
 pub mod layout;
+pub mod loss;
 pub mod math;
 pub mod norm;
 pub mod optim;

@@ -73,6 +73,19 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
     }
 }
 
+/// Runs `f(i, item)` for every item of `items` (work the caller has already cut into
+/// pieces, e.g. matching chunks of several slices), spread over the threads of `par`.
+pub(crate) fn for_each_item<T: Send>(
+    par: Parallelism,
+    items: Vec<T>,
+    f: impl Fn(usize, T) + Sync + Send,
+) {
+    match par.threads() {
+        1 => items.into_iter().enumerate().for_each(|(i, t)| f(i, t)),
+        n => pool(n).install(|| items.into_par_iter().enumerate().for_each(|(i, t)| f(i, t))),
+    }
+}
+
 /// The pool of `threads` threads, built once.
 fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
     static POOLS: OnceLock<Mutex<Vec<Arc<rayon::ThreadPool>>>> = OnceLock::new();

@@ -1,6 +1,7 @@
 //! The lane abstraction: one generic kernel, three ISA paths.
 //!
-//! The element-wise kernels and the vector math are written once, generic over
+//! The element-wise kernels and the vector math — and the loss, dropout and optimizer
+//! kernels, through `dispatch::lanes_dispatch!` — are written once, generic over
 //! [`Lanes`]; the paths differ only in the type they are instantiated with: `f32` here
 //! (the scalar path), `wide::f32x4` (`neon.rs`) and an AVX2 register (`avx2.rs`).
 //! The batch-norm kernels (`norm/`) are written over the same trait.
@@ -49,6 +50,8 @@ pub(crate) trait Lanes:
     fn mul_add(self, b: Self, c: Self) -> Self;
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
+    /// √self, correctly rounded on every path (so identical across paths).
+    fn sqrt(self) -> Self;
     fn abs(self) -> Self;
     /// `self` (non-negative) with the sign bit of `sign`.
     fn with_sign_of(self, sign: Self) -> Self;
@@ -123,6 +126,10 @@ impl Lanes for f32 {
         }
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32::abs(self)
     }
@@ -169,6 +176,52 @@ impl Lanes for f32 {
         let low = n >> 1;
         (pow2_of(low), pow2_of(n - low))
     }
+}
+
+/// `n ≤ LANES` values from `s[at..]`: a whole vector when `n == LANES`, else the
+/// zero-padded partial one.
+#[inline(always)]
+pub(crate) fn load_n<L: Lanes>(s: &[f32], at: usize, n: usize) -> L {
+    if n == L::LANES {
+        L::load(&s[at..])
+    } else {
+        L::load_partial(&s[at..at + n])
+    }
+}
+
+/// Stores the first `n ≤ LANES` lanes of `v` to `d[at..]`.
+#[inline(always)]
+pub(crate) fn store_n<L: Lanes>(v: L, d: &mut [f32], at: usize, n: usize) {
+    if n == L::LANES {
+        v.store(&mut d[at..])
+    } else {
+        v.store_partial(&mut d[at..at + n])
+    }
+}
+
+/// The lanes of `v` in order (the first `L::LANES` of the array).
+#[inline(always)]
+pub(crate) fn lane_values<L: Lanes>(v: L) -> [f32; 8] {
+    let mut out = [0.0f32; 8];
+    v.store(&mut out[..L::LANES]);
+    out
+}
+
+/// The sum of the lanes, added in f64 in lane order.
+#[inline(always)]
+pub(crate) fn lane_sum_f64<L: Lanes>(v: L) -> f64 {
+    lane_values(v)[..L::LANES]
+        .iter()
+        .map(|&x| f64::from(x))
+        .sum()
+}
+
+/// The largest lane; NaN lanes are skipped (a row max that ignores NaN, as `>` does).
+#[inline(always)]
+pub(crate) fn lane_max<L: Lanes>(v: L) -> f32 {
+    lane_values(v)[..L::LANES]
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
 }
 
 /// 2ᵏ for integers k in [−126, 127].

@@ -59,14 +59,15 @@
 mod act;
 mod activation;
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 mod bias;
+pub(crate) mod dispatch;
 mod driver;
 mod kernel;
 pub(crate) mod lanes;
 mod neon;
 mod scalar;
-mod vmath;
+pub(crate) mod vmath;
 
 pub use activation::Activation;
 #[cfg(target_arch = "x86_64")]

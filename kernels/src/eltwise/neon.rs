@@ -57,6 +57,10 @@ impl Lanes for f32x4 {
         self.simd_lt(other).select(self, other)
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32x4::sqrt(self)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32x4::abs(self)
     }

@@ -151,6 +151,29 @@ pub(crate) fn erf_erfc_abs<L: Lanes>(a: L, a2: L) -> (L, L) {
     )
 }
 
+/// 1/(2k + 1) for k = 0..8: the series ln(1 + u) = 2·atanh(s) = 2s·Σ s²ᵏ/(2k + 1) with
+/// s = u/(2 + u). For 0 ≤ u ≤ 1, s ≤ 1/3 and the first omitted term is below 2⁻²⁶
+/// relative: plain Taylor coefficients, no fit needed.
+const LOG1P_ATANH: [f32; 8] = [
+    1.0,
+    1.0 / 3.0,
+    1.0 / 5.0,
+    1.0 / 7.0,
+    1.0 / 9.0,
+    1.0 / 11.0,
+    1.0 / 13.0,
+    1.0 / 15.0,
+];
+
+/// ln(1 + u) for 0 ≤ u ≤ 1 (as for u = e^−|x| in the softplus of a logistic loss),
+/// within a few ulp; 0 kept.
+#[inline(always)]
+pub(crate) fn log1p_unit<L: Lanes>(u: L) -> L {
+    let s = u / (L::splat(2.0) + u);
+    let series = poly(s * s, &LOG1P_ATANH);
+    (s + s) * series
+}
+
 /// erf x, odd (−0 kept), exactly ±1 from |x| ≈ 3.9 on.
 #[inline(always)]
 pub(crate) fn erf<L: Lanes>(x: L) -> L {

@@ -1,10 +1,15 @@
-//! `axonal bench eltwise`: the fused bias + activation kernels against the machine's own
-//! copy bandwidth, in L2, in L3 and beyond the last-level cache.
+//! `axonal bench eltwise`: the fused bias + activation kernels, the optimizer updates
+//! and dropout against the machine's own copy bandwidth, in L2, in L3 and beyond the
+//! last-level cache.
 
 use crate::timing::interleaved_medians;
+use axonal_kernels::dropout::{
+    dropout_backward_masked_on, dropout_forward_on, mask_words, Dropout,
+};
 use axonal_kernels::eltwise::{
     bias_activation_backward_on, bias_activation_forward_on, Activation, BiasShape, Saved,
 };
+use axonal_kernels::optim::{adam_step_on, sgd_step_on, Adam, Sgd};
 use axonal_kernels::probe::{self, ProbeConfig};
 use axonal_kernels::{Isa, Parallelism};
 use clap::Args;
@@ -56,49 +61,80 @@ const SIZES: [Size; 3] = [
 const CHANNELS: usize = 64;
 const PLANE: usize = 1024;
 
-/// A benchmarked kernel: its activation, direction, and the arrays it moves.
-struct Kernel {
-    name: &'static str,
-    act: Activation,
-    backward: bool,
+/// What a benchmarked kernel computes.
+#[derive(Clone, Copy)]
+enum Op {
+    /// Bias + activation, forward or backward.
+    Bias {
+        act: Activation,
+        backward: bool,
+    },
+    /// SGD with momentum 0.9 (step 2: the buffer is read).
+    SgdMomentum,
+    /// Adam, or AdamW with `decoupled` (step 2: the moments are read).
+    Adam {
+        decoupled: bool,
+    },
+    /// Dropout p = 0.5 storing its bit mask, and the backward from that mask.
+    DropoutForward,
+    DropoutBackward,
 }
 
-const KERNELS: [Kernel; 5] = [
+/// A benchmarked kernel: its name and what it computes.
+struct Kernel {
+    name: &'static str,
+    op: Op,
+}
+
+const fn bias(name: &'static str, act: Activation, backward: bool) -> Kernel {
     Kernel {
-        name: "bias_relu_forward",
-        act: Activation::Relu,
-        backward: false,
+        name,
+        op: Op::Bias { act, backward },
+    }
+}
+
+const KERNELS: [Kernel; 10] = [
+    bias("bias_relu_forward", Activation::Relu, false),
+    bias("bias_relu_backward", Activation::Relu, true),
+    bias("bias_gelu_forward", Activation::Gelu, false),
+    bias("bias_gelu_backward", Activation::Gelu, true),
+    bias("bias_sigmoid_forward", Activation::Sigmoid, false),
+    Kernel {
+        name: "sgd_momentum_step",
+        op: Op::SgdMomentum,
     },
     Kernel {
-        name: "bias_relu_backward",
-        act: Activation::Relu,
-        backward: true,
+        name: "adam_step",
+        op: Op::Adam { decoupled: false },
     },
     Kernel {
-        name: "bias_gelu_forward",
-        act: Activation::Gelu,
-        backward: false,
+        name: "adamw_step",
+        op: Op::Adam { decoupled: true },
     },
     Kernel {
-        name: "bias_gelu_backward",
-        act: Activation::Gelu,
-        backward: true,
+        name: "dropout_forward",
+        op: Op::DropoutForward,
     },
     Kernel {
-        name: "bias_sigmoid_forward",
-        act: Activation::Sigmoid,
-        backward: false,
+        name: "dropout_backward_mask",
+        op: Op::DropoutBackward,
     },
 ];
 
 impl Kernel {
     /// f32 arrays read or written once per call: x and y forward; the saved tensor, dy
-    /// and dz backward (the bias and db are a channel's worth, not counted).
-    fn arrays(&self) -> usize {
-        if self.backward {
-            3
-        } else {
-            2
+    /// and dz backward (the bias and db are a channel's worth, not counted); SGD reads
+    /// p, g, buf and writes p, buf; Adam reads p, g, m, v and writes p, m, v; dropout
+    /// reads one array and writes one, plus the bit mask (1/32 of an array).
+    fn arrays(&self) -> f64 {
+        match self.op {
+            Op::Bias { backward: true, .. } => 3.0,
+            Op::Bias {
+                backward: false, ..
+            } => 2.0,
+            Op::SgdMomentum => 5.0,
+            Op::Adam { .. } => 7.0,
+            Op::DropoutForward | Op::DropoutBackward => 2.0 + 1.0 / 32.0,
         }
     }
 }
@@ -124,7 +160,7 @@ pub fn run(args: &EltwiseArgs) -> Result<(), String> {
     };
     if !args.json {
         println!(
-            "bias + activation, NCHW with {CHANNELS} channels of {PLANE}, {} thread(s), isa {isa}; medians of {} rounds",
+            "bias + activation (NCHW, {CHANNELS} channels of {PLANE}), optimizer updates and dropout over flat arrays; {} thread(s), isa {isa}; medians of {} rounds",
             args.threads, args.rounds
         );
         println!(
@@ -142,10 +178,10 @@ pub fn run(args: &EltwiseArgs) -> Result<(), String> {
         let copy = probe::measure_bandwidth(args.threads, size.bytes, ProbeConfig::standard());
         let len = size.bytes / 4;
         let shape = BiasShape::new(len / (CHANNELS * PLANE), CHANNELS, PLANE);
-        let buffers = Buffers::new(shape.len());
+        let mut buffers = Buffers::new(shape.len());
         for kernel in &KERNELS {
-            let seconds = time_kernel(kernel, isa, &shape, &buffers, par, args.rounds)?;
-            let bytes = kernel.arrays() * shape.len() * 4;
+            let seconds = time_kernel(kernel, isa, &shape, &mut buffers, par, args.rounds)?;
+            let bytes = (kernel.arrays() * (shape.len() * 4) as f64) as usize;
             let gbs = bytes as f64 / seconds / 1e9;
             let fraction = gbs / copy.copy_gbs;
             rows.push(json!({
@@ -185,6 +221,16 @@ struct Buffers {
     x: Vec<f32>,
     dy: Vec<f32>,
     bias: Vec<f32>,
+    out: Vec<f32>,
+    db: Vec<f32>,
+    /// An optimizer's gradient (no zeros: a zero gradient decays the state into
+    /// denormals over the repeated steps, which measures the FPU's denormal assists
+    /// rather than the kernel), parameter and two state arrays (SGD uses the first).
+    grad: Vec<f32>,
+    param: Vec<f32>,
+    state1: Vec<f32>,
+    state2: Vec<f32>,
+    mask: Vec<u32>,
 }
 
 impl Buffers {
@@ -193,6 +239,74 @@ impl Buffers {
             x: (0..len).map(|i| ((i % 29) as f32 - 14.0) * 0.25).collect(),
             dy: (0..len).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect(),
             bias: (0..CHANNELS).map(|c| (c as f32 - 32.0) * 0.01).collect(),
+            out: vec![0.0; len],
+            db: vec![0.0; CHANNELS],
+            grad: (0..len).map(|i| ((i % 13) as f32 - 6.5) * 0.1).collect(),
+            param: (0..len).map(|i| ((i % 17) as f32 - 8.0) * 0.1).collect(),
+            state1: vec![0.01; len],
+            state2: vec![0.001; len],
+            mask: vec![0; mask_words(len)],
+        }
+    }
+}
+
+/// One call of `kernel`.
+fn call(
+    kernel: &Kernel,
+    isa: Isa,
+    shape: &BiasShape,
+    b: &mut Buffers,
+    par: Parallelism,
+) -> axonal_kernels::Result<()> {
+    let dropout = Dropout::new(0.5, 7, 1);
+    match kernel.op {
+        Op::Bias { act, backward } => {
+            if backward {
+                // ReLU's backward reads y (as after an in-place forward); GELU's needs x and
+                // the bias.
+                let saved = if act == Activation::Relu {
+                    Saved::Output(&b.x)
+                } else {
+                    Saved::Input {
+                        x: &b.x,
+                        bias: Some(&b.bias),
+                    }
+                };
+                bias_activation_backward_on(
+                    isa,
+                    shape,
+                    act,
+                    saved,
+                    &b.dy,
+                    &mut b.out,
+                    Some(&mut b.db),
+                    par,
+                )
+            } else {
+                bias_activation_forward_on(isa, shape, act, &b.x, Some(&b.bias), &mut b.out, par)
+            }
+        }
+        Op::SgdMomentum => {
+            let h = Sgd {
+                momentum: 0.9,
+                ..Sgd::new(1e-3)
+            };
+            sgd_step_on(isa, &h, 2, &mut b.param, &b.grad, &mut b.state1, par)
+        }
+        Op::Adam { decoupled } => {
+            let h = if decoupled {
+                Adam::adamw(1e-3, 0.01)
+            } else {
+                Adam::new(1e-3)
+            };
+            let (p, m, v) = (&mut b.param, &mut b.state1, &mut b.state2);
+            adam_step_on(isa, &h, 2, p, &b.grad, m, v, par)
+        }
+        Op::DropoutForward => {
+            dropout_forward_on(isa, &dropout, &b.x, &mut b.out, Some(&mut b.mask), par)
+        }
+        Op::DropoutBackward => {
+            dropout_backward_masked_on(isa, dropout.p, &b.mask, &b.dy, &mut b.out, par)
         }
     }
 }
@@ -202,36 +316,18 @@ fn time_kernel(
     kernel: &Kernel,
     isa: Isa,
     shape: &BiasShape,
-    buffers: &Buffers,
+    buffers: &mut Buffers,
     par: Parallelism,
     rounds: usize,
 ) -> Result<f64, String> {
-    let Buffers { x, dy, bias } = buffers;
-    let mut out = vec![0.0f32; shape.len()];
-    let mut db = vec![0.0f32; CHANNELS];
     let mut error = None;
-    let act = kernel.act;
-    // ReLU's backward reads y (as after an in-place forward); GELU's needs x and the bias.
-    let saved = if act == Activation::Relu {
-        Saved::Output(x)
-    } else {
-        Saved::Input {
-            x,
-            bias: Some(bias),
-        }
-    };
-    let mut call = || {
-        let outcome = if kernel.backward {
-            bias_activation_backward_on(isa, shape, act, saved, dy, &mut out, Some(&mut db), par)
-        } else {
-            bias_activation_forward_on(isa, shape, act, x, Some(bias), &mut out, par)
-        };
-        if let Err(e) = outcome {
+    let mut run = || {
+        if let Err(e) = call(kernel, isa, shape, buffers, par) {
             error = Some(e.to_string());
         }
     };
     let sample = Duration::from_millis(50);
-    let median = interleaved_medians(rounds, sample, &mut [&mut call])[0];
+    let median = interleaved_medians(rounds, sample, &mut [&mut run])[0];
     match error {
         Some(e) => Err(e),
         None => Ok(median),
