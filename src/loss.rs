@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use axonal_kernels::reference;
+use axonal_kernels::loss::{bce_with_logits, mse, softmax_cross_entropy};
+use axonal_kernels::Parallelism;
 
 /// What the network output is compared with.
 #[derive(Debug, Clone, Copy)]
@@ -32,22 +33,24 @@ impl Loss {
         output: &Tensor,
         target: Target<'_>,
         grad: &mut [f32],
+        par: Parallelism,
     ) -> Result<f32> {
         match (self, target) {
             (Loss::SoftmaxCrossEntropy, Target::Labels(labels)) => {
                 let [batch, classes] = matrix("cross-entropy", output.shape())?;
-                Ok(reference::softmax_cross_entropy(
+                Ok(softmax_cross_entropy(
                     batch,
                     classes,
                     output.data(),
                     labels,
                     grad,
+                    par,
                 )?)
             }
             (Loss::BceWithLogits, Target::Values(t)) => {
-                Ok(reference::bce_with_logits(output.data(), t, grad)?)
+                Ok(bce_with_logits(output.data(), t, grad, par)?)
             }
-            (Loss::Mse, Target::Values(t)) => Ok(reference::mse(output.data(), t, grad)?),
+            (Loss::Mse, Target::Values(t)) => Ok(mse(output.data(), t, grad, par)?),
             (loss, _) => Err(Error::invalid(
                 "loss target",
                 format!("{loss:?} takes {}", loss.target_kind()),

@@ -4,8 +4,9 @@
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::param::Param;
+use axonal_kernels::optim::{adagrad_step, adam_step, rmsprop_step, sgd_step};
 use axonal_kernels::optim::{Adagrad, Adam, RmsProp, Sgd};
-use axonal_kernels::reference;
+use axonal_kernels::Parallelism;
 
 /// The update rule and its hyper-parameters (`lr` is the base learning rate).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,7 +177,7 @@ impl Optimizer {
     }
 
     /// One update of every parameter of `graph` from its gradient.
-    pub fn step(&mut self, graph: &mut Graph) -> Result<()> {
+    pub fn step(&mut self, graph: &mut Graph, par: Parallelism) -> Result<()> {
         let t = self.t + 1;
         let method = self.method.with_lr(self.lr());
         let scale = match self.clip_norm {
@@ -194,7 +195,7 @@ impl Optimizer {
             if state.len() <= index {
                 state.push(vec![vec![0.0; p.len()]; buffers]);
             }
-            result = update(&method, t, p, &mut state[index], scale, l1);
+            result = update(&method, t, p, &mut state[index], scale, l1, par);
             index += 1;
         });
         result?;
@@ -230,6 +231,7 @@ fn update(
     state: &mut [Vec<f32>],
     scale: f32,
     l1: f32,
+    par: Parallelism,
 ) -> Result<()> {
     if scale != 1.0 || l1 != 0.0 {
         for (g, &v) in p.grad.iter_mut().zip(&p.value) {
@@ -238,13 +240,11 @@ fn update(
     }
     let (param, grad) = (&mut p.value, &p.grad);
     match (method, state) {
-        (Method::Sgd(h), []) => reference::sgd_step(h, t, param, grad, &mut [])?,
-        (Method::Sgd(h), [buf]) => reference::sgd_step(h, t, param, grad, buf)?,
-        (Method::Adam(h), [m, v]) => reference::adam_step(h, t, param, grad, m, v)?,
-        (Method::RmsProp(h), [sq, avg, buf]) => {
-            reference::rmsprop_step(h, t, param, grad, sq, avg, buf)?
-        }
-        (Method::Adagrad(h), [sum]) => reference::adagrad_step(h, t, param, grad, sum)?,
+        (Method::Sgd(h), []) => sgd_step(h, t, param, grad, &mut [], par)?,
+        (Method::Sgd(h), [buf]) => sgd_step(h, t, param, grad, buf, par)?,
+        (Method::Adam(h), [m, v]) => adam_step(h, t, param, grad, m, v, par)?,
+        (Method::RmsProp(h), [sq, avg, buf]) => rmsprop_step(h, t, param, grad, sq, avg, buf, par)?,
+        (Method::Adagrad(h), [sum]) => adagrad_step(h, t, param, grad, sum, par)?,
         _ => unreachable!("state buffers are allocated per method"),
     }
     Ok(())

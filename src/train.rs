@@ -32,19 +32,20 @@ fn loss_into_graph(
     loss: Loss,
     labels: &[u32],
     targets: &mut Vec<f32>,
+    par: axonal_kernels::Parallelism,
 ) -> Result<(f32, usize)> {
-    // The output is cloned into no new buffer: the loss reads it while writing the
-    // gradient buffer, which the graph keeps separately.
     let (output, grad) = graph.output_and_grad();
     let value = match loss {
-        Loss::SoftmaxCrossEntropy => loss.forward_backward(output, Target::Labels(labels), grad)?,
+        Loss::SoftmaxCrossEntropy => {
+            loss.forward_backward(output, Target::Labels(labels), grad, par)?
+        }
         Loss::BceWithLogits | Loss::Mse => {
             targets.clear();
             targets.extend(labels.iter().map(|&l| l as f32));
             if targets.len() != output.len() {
                 return Err(Error::shape("loss targets", output.len(), targets.len()));
             }
-            loss.forward_backward(output, Target::Values(targets), grad)?
+            loss.forward_backward(output, Target::Values(targets), grad, par)?
         }
     };
     let correct = match loss {
@@ -76,9 +77,9 @@ pub fn train_step(
     let input = graph.input_mut(indices.len())?;
     data.fill(indices, input, &mut batch.labels, augment, rng);
     graph.forward(ctx)?;
-    let result = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets)?;
+    let result = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, ctx.par)?;
     graph.backward(ctx)?;
-    optimizer.step(graph)?;
+    optimizer.step(graph, ctx.par)?;
     Ok(result)
 }
 
@@ -146,7 +147,7 @@ pub fn evaluate(
             &mut rng,
         );
         graph.forward(&ctx)?;
-        let (l, c) = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets)?;
+        let (l, c) = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, par)?;
         total += f64::from(l) * indices.len() as f64;
         correct += c;
     }

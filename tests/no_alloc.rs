@@ -37,8 +37,14 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn training_steps_after_the_first_allocate_nothing() {
-    for model in ["seed_cnn", "mlp"] {
+    use axonal::kernels::Layout;
+    for (model, layout) in [
+        ("seed_cnn", Layout::Nchw),
+        ("seed_cnn", Layout::Nhwc),
+        ("mlp", Layout::Nchw),
+    ] {
         let mut m = models::build(model, 0).unwrap();
+        m.graph.set_layout(layout);
         let data = Dataset::synthetic(16, m.graph.sample_shape(), 10, 1);
         let mut opt = Optimizer::new(Method::Adam(Adam::new(1e-3))).unwrap();
         let (mut rng, mut batch) = (Rng::new(0), Batch::default());
@@ -64,6 +70,9 @@ fn training_steps_after_the_first_allocate_nothing() {
             step(&mut m, &mut opt, &mut rng);
         }
         let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
-        assert_eq!(during, 0, "{model}: {during} allocations in 3 steps");
+        assert_eq!(
+            during, 0,
+            "{model} {layout:?}: {during} allocations in 3 steps"
+        );
     }
 }

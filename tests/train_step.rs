@@ -137,7 +137,7 @@ fn check_train_step(file: &str, build: fn(&mut Rng) -> axonal::Result<Graph>) {
     assert_close("logits", logits.data(), golden.get("logits"), 1e-5);
     let mut grad = vec![0.0; logits.len()];
     let loss = Loss::SoftmaxCrossEntropy
-        .forward_backward(&logits, Target::Labels(&labels), &mut grad)
+        .forward_backward(&logits, Target::Labels(&labels), &mut grad, ctx.par)
         .unwrap();
     assert_close("loss", &[loss], golden.get("loss"), 1e-5);
     graph.output_grad_mut().copy_from_slice(&grad);
@@ -150,7 +150,7 @@ fn check_train_step(file: &str, build: fn(&mut Rng) -> axonal::Result<Graph>) {
     });
     let lr: f32 = golden.meta["lr"].parse().unwrap();
     let mut adam = Optimizer::new(Method::Adam(Adam::new(lr))).unwrap();
-    adam.step(&mut graph).unwrap();
+    adam.step(&mut graph, ctx.par).unwrap();
     // Adam's first step moves each weight by lr·g/(|g| + eps): where g is not far above
     // eps = 1e-8 that depends on g's last digits, so the gradient's tolerance δ is
     // carried through (the derivative is lr·eps/(|g| + eps)²).

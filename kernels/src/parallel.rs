@@ -75,14 +75,19 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
 
 /// Runs `f(i, item)` for every item of `items` (work the caller has already cut into
 /// pieces, e.g. matching chunks of several slices), spread over the threads of `par`.
+/// One thread walks the iterator as it is; several collect it first (the only
+/// allocation, so a single-threaded call allocates nothing).
 pub(crate) fn for_each_item<T: Send>(
     par: Parallelism,
-    items: Vec<T>,
+    items: impl Iterator<Item = T>,
     f: impl Fn(usize, T) + Sync + Send,
 ) {
     match par.threads() {
-        1 => items.into_iter().enumerate().for_each(|(i, t)| f(i, t)),
-        n => pool(n).install(|| items.into_par_iter().enumerate().for_each(|(i, t)| f(i, t))),
+        1 => items.enumerate().for_each(|(i, t)| f(i, t)),
+        n => {
+            let items: Vec<T> = items.collect();
+            pool(n).install(|| items.into_par_iter().enumerate().for_each(|(i, t)| f(i, t)))
+        }
     }
 }
 

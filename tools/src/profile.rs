@@ -173,11 +173,11 @@ fn measure(
                     axonal::Target::Values(&targets)
                 }
             };
-            loss.forward_backward(output, target, grad)?;
+            loss.forward_backward(output, target, grad, ctx.par)?;
             let loss_end = Instant::now();
             graph.backward(ctx)?;
             let optimizer_start = Instant::now();
-            optimizer.step(graph)?;
+            optimizer.step(graph, ctx.par)?;
             if let (true, Some(origin)) = (timed, origin) {
                 let l = (loss_end - loss_start).as_secs_f64();
                 let o = optimizer_start.elapsed().as_secs_f64();

@@ -155,16 +155,12 @@ fn run_generated(
     par: Parallelism,
 ) {
     let stream = streams(x.len());
-    let mut mask_chunks: Vec<Option<&mut [u32]>> = match mask_out {
-        Some(m) => m.chunks_mut(CHUNK / 32).map(Some).collect(),
-        None => Vec::new(),
-    };
-    mask_chunks.resize_with(x.len().div_ceil(CHUNK), || None);
-    let items: Vec<_> = x
-        .chunks(CHUNK)
-        .zip(y.chunks_mut(CHUNK))
-        .zip(mask_chunks)
-        .collect();
+    let mask_chunks = mask_out
+        .into_iter()
+        .flat_map(|m| m.chunks_mut(CHUNK / 32))
+        .map(Some)
+        .chain(std::iter::repeat_with(|| None));
+    let items = x.chunks(CHUNK).zip(y.chunks_mut(CHUNK)).zip(mask_chunks);
     for_each_item(par, items, |c, ((x, y), mask)| {
         let chunk_start = c * CHUNK;
         let mut buffer = [0u32; BLOCK_WORDS];
@@ -274,11 +270,10 @@ pub fn dropout_backward_masked_on(
     check_exact("dropout mask", mask_words(dy.len()), mask.len())?;
     let stream = streams(dy.len());
     let scale = scale_of(p);
-    let items: Vec<_> = dy
+    let items = dy
         .chunks(CHUNK)
         .zip(dx.chunks_mut(CHUNK))
-        .zip(mask.chunks(CHUNK / 32))
-        .collect();
+        .zip(mask.chunks(CHUNK / 32));
     for_each_item(par, items, |_, ((dy, dx), mask)| {
         apply::apply(isa, mask, scale, dy, dx, stream);
     });

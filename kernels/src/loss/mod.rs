@@ -24,6 +24,7 @@ mod xent;
 use crate::arch::Isa;
 use crate::error::{check_exact, product, KernelError, Result};
 use crate::parallel::{for_each_item, Parallelism};
+use crate::workspace::with_f64s;
 
 /// Elements per work item: large enough that the per-item cost does not show, small
 /// enough to balance the threads.
@@ -92,32 +93,33 @@ fn cross_entropy_run(
     let rows = rows_per_item(classes);
     let chunk = rows * classes;
     let inv_batch = 1.0 / batch as f64;
-    let mut partials = vec![0.0f64; batch.div_ceil(rows)];
-    let mut dchunks: Vec<Option<&mut [f32]>> = match dlogits {
+    with_f64s(batch.div_ceil(rows), 0.0, |partials| {
         // `chunks_mut` of an empty slice yields nothing: classes = 0 has no gradient.
-        Some(d) if chunk > 0 => d.chunks_mut(chunk).map(Some).collect(),
-        _ => Vec::new(),
-    };
-    dchunks.resize_with(partials.len(), || None);
-    let items: Vec<_> = partials
-        .iter_mut()
-        .zip(labels.chunks(rows))
-        .zip(dchunks)
-        .enumerate()
-        .map(|(k, ((partial, labels), d))| {
-            let start = (k * chunk).min(logits.len());
-            let end = (start + labels.len() * classes).min(logits.len());
-            (partial, &logits[start..end], labels, d)
-        })
-        .collect();
-    for_each_item(par, items, |_, (partial, logits, labels, d)| {
-        *partial = if classes == 0 {
-            0.0
-        } else {
-            xent::cross_entropy(isa, classes, inv_batch, logits, labels, d)
-        };
-    });
-    (total(&partials) * inv_batch) as f32
+        let dchunks = dlogits
+            .filter(|_| chunk > 0)
+            .into_iter()
+            .flat_map(|d| d.chunks_mut(chunk))
+            .map(Some)
+            .chain(std::iter::repeat_with(|| None));
+        let items = partials
+            .iter_mut()
+            .zip(labels.chunks(rows))
+            .zip(dchunks)
+            .enumerate()
+            .map(|(k, ((partial, labels), d))| {
+                let start = (k * chunk).min(logits.len());
+                let end = (start + labels.len() * classes).min(logits.len());
+                (partial, &logits[start..end], labels, d)
+            });
+        for_each_item(par, items, |_, (partial, logits, labels, d)| {
+            *partial = if classes == 0 {
+                0.0
+            } else {
+                xent::cross_entropy(isa, classes, inv_batch, logits, labels, d)
+            };
+        });
+        (total(partials) * inv_batch) as f32
+    })
 }
 
 /// `cross_entropy(logits, labels)` on the process's ISA path: the mean over the batch of
@@ -233,7 +235,7 @@ pub fn softmax_on(
         return Ok(());
     }
     let chunk = rows_per_item(classes) * classes;
-    let items: Vec<_> = logits.chunks(chunk).zip(probs.chunks_mut(chunk)).collect();
+    let items = logits.chunks(chunk).zip(probs.chunks_mut(chunk));
     for_each_item(par, items, |_, (logits, probs)| {
         xent::softmax(isa, classes, logits, probs)
     });
@@ -253,17 +255,17 @@ fn pointwise_run(
     d: &mut [f32],
     par: Parallelism,
 ) -> f32 {
-    let mut partials = vec![0.0f64; a.len().div_ceil(ITEM_ELEMENTS)];
-    let items: Vec<_> = partials
-        .iter_mut()
-        .zip(a.chunks(ITEM_ELEMENTS))
-        .zip(b.chunks(ITEM_ELEMENTS))
-        .zip(d.chunks_mut(ITEM_ELEMENTS))
-        .collect();
-    for_each_item(par, items, |_, (((partial, a), b), d)| {
-        *partial = kernel(isa, scale, a, b, d);
-    });
-    (total(&partials) / a.len() as f64) as f32
+    with_f64s(a.len().div_ceil(ITEM_ELEMENTS), 0.0, |partials| {
+        let items = partials
+            .iter_mut()
+            .zip(a.chunks(ITEM_ELEMENTS))
+            .zip(b.chunks(ITEM_ELEMENTS))
+            .zip(d.chunks_mut(ITEM_ELEMENTS));
+        for_each_item(par, items, |_, (((partial, a), b), d)| {
+            *partial = kernel(isa, scale, a, b, d);
+        });
+        (total(partials) / a.len() as f64) as f32
+    })
 }
 
 /// `binary_cross_entropy_with_logits(logits, targets)` on the process's ISA path: the

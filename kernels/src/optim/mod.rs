@@ -98,11 +98,10 @@ pub fn sgd_step_on(
         momentum_buf.len(),
     )?;
     let count = items(len);
-    let work: Vec<_> = param
+    let work = param
         .chunks_mut(ITEM)
         .zip(grad.chunks(ITEM))
-        .zip(cut(momentum_buf, count))
-        .collect();
+        .zip(cut(momentum_buf, count));
     for_each_item(par, work, |_, ((p, g), buf)| sgd::sgd(isa, &c, p, g, buf));
     Ok(())
 }
@@ -155,12 +154,11 @@ pub fn adam_step_on(
     check_exact("adam exp_avg", len, exp_avg.len())?;
     check_exact("adam exp_avg_sq", len, exp_avg_sq.len())?;
     let c = adam::AdamStep::new(h, t);
-    let work: Vec<_> = param
+    let work = param
         .chunks_mut(ITEM)
         .zip(grad.chunks(ITEM))
         .zip(exp_avg.chunks_mut(ITEM))
-        .zip(exp_avg_sq.chunks_mut(ITEM))
-        .collect();
+        .zip(exp_avg_sq.chunks_mut(ITEM));
     for_each_item(par, work, |_, (((p, g), m), v)| {
         adam::adam(isa, &c, p, g, m, v)
     });
@@ -229,13 +227,12 @@ pub fn rmsprop_step_on(
         momentum_buf.len(),
     )?;
     let count = items(len);
-    let work: Vec<_> = param
+    let work = param
         .chunks_mut(ITEM)
         .zip(grad.chunks(ITEM))
         .zip(square_avg.chunks_mut(ITEM))
         .zip(cut(grad_avg, count))
-        .zip(cut(momentum_buf, count))
-        .collect();
+        .zip(cut(momentum_buf, count));
     for_each_item(par, work, |_, ((((p, g), sq), mean), buf)| {
         rmsprop::rmsprop(isa, &c, p, g, sq, mean, buf)
     });
@@ -275,11 +272,10 @@ pub fn adagrad_step_on(
     check_exact("adagrad grad", len, grad.len())?;
     check_exact("adagrad sum", len, sum.len())?;
     let c = adagrad::AdagradStep::new(h, t);
-    let work: Vec<_> = param
+    let work = param
         .chunks_mut(ITEM)
         .zip(grad.chunks(ITEM))
-        .zip(sum.chunks_mut(ITEM))
-        .collect();
+        .zip(sum.chunks_mut(ITEM));
     for_each_item(par, work, |_, ((p, g), s)| {
         adagrad::adagrad(isa, &c, p, g, s)
     });

@@ -30,10 +30,9 @@ pub(super) fn items(len: usize) -> usize {
 
 /// `state` cut into the items' chunks, or, for a state the step does not use (empty),
 /// one empty slice per item.
-pub(super) fn cut(state: &mut [f32], count: usize) -> Vec<&mut [f32]> {
-    if state.is_empty() {
-        (0..count).map(|_| <&mut [f32]>::default()).collect()
-    } else {
-        state.chunks_mut(ITEM).collect()
-    }
+pub(super) fn cut(state: &mut [f32], count: usize) -> impl Iterator<Item = &mut [f32]> {
+    state
+        .chunks_mut(ITEM)
+        .chain(std::iter::repeat_with(<&mut [f32]>::default))
+        .take(count)
 }
