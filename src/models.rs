@@ -6,6 +6,7 @@ use crate::layer::{Act, Add, BatchNorm, Conv2d, Flatten, GlobalAvgPool, Linear, 
 use crate::loss::Loss;
 use crate::rng::Rng;
 use axonal_kernels::eltwise::Activation;
+use axonal_kernels::Layout;
 
 /// The models `axonal` can build by name.
 pub const MODEL_NAMES: [&str; 6] = [
@@ -26,7 +27,8 @@ pub struct Model {
     pub classes: usize,
 }
 
-/// Builds the model called `name` with weights drawn from `seed`.
+/// Builds the model called `name` with weights drawn from `seed`, in the activation
+/// layout that trains it fastest (the builder functions below give NCHW graphs).
 pub fn build(name: &str, seed: u64) -> Result<Model> {
     let mut rng = Rng::new(seed);
     let (graph, loss, classes) = match name {
@@ -43,6 +45,13 @@ pub fn build(name: &str, seed: u64) -> Result<Model> {
             ))
         }
     };
+    let mut graph = graph;
+    // Measured with `axonal profile --layout` (1 thread, batch 64; resnet_mini batch 32):
+    // NHWC trains the CNNs 10–30% faster, its convolutions' im2col copying whole channel
+    // runs. The MLP has no image activations past its input, where both are the same.
+    if matches!(name, "seed_cnn" | "seed_cnn_bn" | "resnet_mini") {
+        graph.set_layout(Layout::Nhwc);
+    }
     Ok(Model {
         name: name.to_string(),
         graph,

@@ -396,3 +396,33 @@ fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
     let diff = norm(&mut a.iter().zip(b).map(|(&p, &q)| f64::from(p) - f64::from(q)));
     diff / norm(&mut a.iter().map(|&p| f64::from(p))).max(1e-30)
 }
+
+/// Dropout's gradient with its mask held fixed (same training step), and its evaluation
+/// mode is the identity.
+#[test]
+fn dropout_masks_the_gradient_it_masked_the_output_with() {
+    use axonal::layer::Dropout;
+    let mut rng = Rng::new(80);
+    let graph = Sequential::new(&[6])
+        .push("fc1", Linear::new(6, 16, &mut rng))
+        .push("drop", Dropout::new(0.5, 3).unwrap())
+        .push("fc2", Linear::new(16, 3, &mut rng))
+        .build()
+        .unwrap();
+    check(graph, 4, 81);
+    let mut graph = Sequential::new(&[4])
+        .push("drop", Dropout::new(0.3, 1).unwrap())
+        .build()
+        .unwrap();
+    graph.input_mut(2).unwrap().copy_from_slice(&[1.0; 8]);
+    let eval = Context {
+        train: false,
+        ..Context::default()
+    };
+    assert_eq!(graph.forward(&eval).unwrap().data(), [1.0; 8]);
+    let kept = graph.forward(&Context::default()).unwrap().data().to_vec();
+    assert!(kept
+        .iter()
+        .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+    assert!(Dropout::new(1.5, 0).is_err());
+}
