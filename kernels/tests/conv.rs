@@ -171,6 +171,51 @@ proptest! {
     fn threads_match_the_reference(desc in descriptor(), seed in any::<u64>()) {
         check(&desc, Isa::detected(), Parallelism::Threads(3), seed)?;
     }
+
+    /// One-channel NHWC convolutions take the direct kernels: output channel counts
+    /// around and beyond the 32-channel block, every kernel size they handle.
+    #[test]
+    fn single_channel_nhwc_matches_the_reference(
+        desc in single_channel_descriptor(),
+        seed in any::<u64>(),
+        threads in 1usize..4,
+    ) {
+        for isa in Isa::available() {
+            check(&desc, isa, Parallelism::Sequential, seed)?;
+        }
+        check(&desc, Isa::detected(), Parallelism::Threads(threads), seed)?;
+    }
+}
+
+/// One input channel, NHWC, kernels of 1, 4, 9, 16 and 25 taps (and some the direct
+/// kernels leave to im2col), up to 70 output channels.
+fn single_channel_descriptor() -> impl Strategy<Value = Conv2dDesc> {
+    (
+        0usize..5,
+        1usize..71,
+        (1usize..12, 1usize..12),
+        prop_oneof![
+            Just([1, 1]),
+            Just([2, 2]),
+            Just([3, 3]),
+            Just([4, 4]),
+            Just([5, 5]),
+            Just([1, 4]),
+            Just([3, 2])
+        ],
+        (1usize..3, 0usize..3, 1usize..3),
+    )
+        .prop_filter_map(
+            "the dilated kernel must fit in the padded input",
+            |(batch, k, (h, w), kernel, (stride, pad, dilation))| {
+                let desc = Conv2dDesc::new(batch, 1, [h, w], k, kernel)
+                    .stride([stride, stride])
+                    .padding([pad.min(kernel[0]), pad.min(kernel[1])])
+                    .dilation([dilation, dilation])
+                    .layout(Layout::Nhwc);
+                desc.validate().ok().map(|_| desc)
+            },
+        )
 }
 
 /// Every output of every pass, as bits.
@@ -210,6 +255,11 @@ fn results_are_bitwise_identical_for_1_2_and_3_threads() {
             .groups(8)
             .stride([2, 2])
             .padding([1, 1]),
+        // One input channel in NHWC: the direct kernels.
+        Conv2dDesc::new(6, 1, [28, 28], 32, [3, 3]).layout(Layout::Nhwc),
+        Conv2dDesc::new(2, 1, [9, 7], 37, [5, 5])
+            .padding([2, 2])
+            .layout(Layout::Nhwc),
     ];
     for desc in cases {
         let one = all_passes(&desc, Parallelism::Sequential);

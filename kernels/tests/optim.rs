@@ -151,8 +151,7 @@ impl Opt {
                 let denominator = sqrt_v / bc2.sqrt() + eps;
                 // √ halves v's relative error; the denominator's own roundings add a few ε.
                 // (Written without sqrt_v², which underflows to 0 for a tiny v.)
-                let rel_denominator =
-                    KE * mv / (2.0 * sqrt_v * bc2.sqrt() * denominator) + KE;
+                let rel_denominator = KE * mv / (2.0 * sqrt_v * bc2.sqrt() * denominator) + KE;
                 let step = lr / bc1;
                 let tol_update = step * (KE * mm + m.abs() * rel_denominator) / denominator;
                 let update = step * m.abs() / denominator;

@@ -6,7 +6,7 @@
 //! each product threaded over the rows and columns of dW.
 
 use super::im2col::{im2col_nchw, im2col_nhwc, ohwi_to_oihw, ColumnBlock};
-use super::{gather_nchw_rows, Conv2dDesc, Plan};
+use super::{direct_c1, gather_nchw_rows, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::error::{check_exact, Result};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
@@ -41,6 +41,10 @@ pub fn conv2d_backward_weights_on(
     let plan = Plan::new(desc, x.len(), dw.len(), dy.len())?;
     if let Some(db) = &db {
         check_exact("conv2d bias gradient db", desc.out_channels, db.len())?;
+    }
+    if desc.batch > 0 && direct_c1::applies(&plan) {
+        direct_c1::backward_weights(isa, &plan, x, dy, dw, db, par);
+        return Ok(());
     }
     if let Some(db) = db {
         bias_gradient(&plan, dy, db, par);

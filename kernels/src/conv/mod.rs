@@ -12,6 +12,7 @@
 mod backward_data;
 mod backward_weights;
 mod desc;
+mod direct_c1;
 mod forward;
 mod im2col;
 

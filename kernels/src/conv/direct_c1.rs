@@ -1,0 +1,432 @@
+//! Direct convolution of one-channel images with NHWC outputs: a network's first layer
+//! on grayscale input (the seed CNN's conv1).
+//!
+//! With one input channel, im2col + GEMM multiplies a tall matrix by K = R·S (9): too
+//! shallow for GEMM's blocking to pay off in NHWC. Here each output pixel is computed
+//! in registers instead: its R·S input values are gathered once, broadcast and
+//! multiplied into all output channels (two pixels at a time, so that eight independent
+//! accumulator chains keep both FMA pipes busy). Backward-weights sums tap × channel
+//! products over the pixels with one accumulator per tap.
+//!
+//! Results are independent of the thread count: the forward splits output rows, the
+//! backward splits output channels, and every sum runs in the same order on any split.
+
+use super::im2col::Geometry;
+use super::Plan;
+use crate::arch::Isa;
+use crate::eltwise::dispatch::lanes_dispatch;
+use crate::eltwise::lanes::{load_n, store_n, Lanes};
+use crate::eltwise::{activate_slice_on, Activation};
+use crate::layout::Layout;
+use crate::parallel::{for_each_chunk_mut, Parallelism};
+use crate::workspace::{with_f32s, with_f64s};
+
+/// Output channels one pass over a pixel covers: four vectors.
+const CHANNEL_VECTORS: usize = 4;
+
+/// Whether the direct kernels handle `plan`: one input channel, one group, NHWC, and a
+/// kernel with 1, 4, 9, 16 or 25 taps (the sizes the kernels are instantiated for).
+pub(super) fn applies(plan: &Plan) -> bool {
+    let d = &plan.desc;
+    d.in_channels == 1
+        && d.groups == 1
+        && d.layout == Layout::Nhwc
+        && matches!(plan.geometry.taps(), 1 | 4 | 9 | 16 | 25)
+}
+
+/// Kernel taps along one axis, at most: a kernel of 25 taps may be 1 × 25.
+const MAX_TAPS: usize = 25;
+
+/// Where each kernel row r reads input row oh·stride + r·dilation − padding: that row's
+/// offset in the image, or `None` in the padding.
+#[inline(always)]
+fn row_offsets(g: &Geometry, oh: usize) -> [Option<usize>; MAX_TAPS] {
+    let mut rows = [None; MAX_TAPS];
+    for (r, row) in rows.iter_mut().enumerate().take(g.taps[0]) {
+        *row = g.h.input_of(oh, r).map(|ih| ih * g.w.input);
+    }
+    rows
+}
+
+/// The input values output pixel (·, ow) reads through each tap (0 in the padding),
+/// given its row's [`row_offsets`].
+#[inline(always)]
+fn gather<const T: usize>(
+    g: &Geometry,
+    image: &[f32],
+    rows: &[Option<usize>; MAX_TAPS],
+    ow: usize,
+) -> [f32; T] {
+    let mut xs = [0.0f32; T];
+    let mut t = 0;
+    for row in &rows[..g.taps[0]] {
+        for s in 0..g.taps[1] {
+            if let (Some(base), Some(iw)) = (*row, g.w.input_of(ow, s)) {
+                xs[t] = image[base + iw];
+            }
+            t += 1;
+        }
+    }
+    xs
+}
+
+/// Where each tap reads relative to the window's first input (top left, unpadded).
+#[inline(always)]
+fn tap_offsets<const T: usize>(g: &Geometry) -> [usize; T] {
+    let mut offsets = [0usize; T];
+    for (t, o) in offsets.iter_mut().enumerate() {
+        let (r, s) = (t / g.taps[1], t % g.taps[1]);
+        *o = r * g.h.dilation * g.w.input + s * g.w.dilation;
+    }
+    offsets
+}
+
+/// [`gather`], straight from the image when the whole window lies inside it (no
+/// per-tap padding checks).
+#[inline(always)]
+fn window<const T: usize>(
+    g: &Geometry,
+    image: &[f32],
+    rows: &[Option<usize>; MAX_TAPS],
+    offsets: &[usize; T],
+    ow: usize,
+) -> [f32; T] {
+    let first = (ow * g.w.stride).checked_sub(g.w.padding);
+    let inside = first.is_some_and(|iw| iw + (g.taps[1] - 1) * g.w.dilation < g.w.input);
+    match (rows[0], rows[g.taps[0] - 1], first) {
+        (Some(top), Some(_), Some(iw)) if inside => {
+            let origin = top + iw;
+            let mut xs = [0.0f32; T];
+            for (x, &o) in xs.iter_mut().zip(offsets) {
+                *x = image[origin + o];
+            }
+            xs
+        }
+        _ => gather::<T>(g, image, rows, ow),
+    }
+}
+
+/// Output row `oh` of one image: `y_row` (OW × K) = bias + Σ taps x·wᵀ, with `wt` the
+/// weights tap-major (T × K).
+#[inline(always)]
+fn forward_row<L: Lanes, const T: usize>(
+    g: &Geometry,
+    image: &[f32],
+    oh: usize,
+    wt: &[f32],
+    bias: &[f32],
+    y_row: &mut [f32],
+) {
+    let k = bias.len();
+    let block = CHANNEL_VECTORS * L::LANES;
+    let rows = row_offsets(g, oh);
+    let offsets = tap_offsets::<T>(g);
+    let mut ow = 0;
+    while ow < g.w.output {
+        // Two pixels at a time (the last one alone when the row is odd).
+        let pair = (g.w.output - ow).min(2);
+        let xs = [
+            window::<T>(g, image, &rows, &offsets, ow),
+            window::<T>(g, image, &rows, &offsets, ow + pair - 1),
+        ];
+        let mut k0 = 0;
+        // Whole blocks of four vectors: no partial loads. Named accumulators, not an
+        // array, so that all eight stay in registers.
+        while k0 + block <= k {
+            let lanes = L::LANES;
+            let b = &bias[k0..k0 + block];
+            let (mut a0, mut a1, mut a2, mut a3) = (
+                L::load(b),
+                L::load(&b[lanes..]),
+                L::load(&b[2 * lanes..]),
+                L::load(&b[3 * lanes..]),
+            );
+            let (mut c0, mut c1, mut c2, mut c3) = (a0, a1, a2, a3);
+            for (t, w) in wt.chunks_exact(k).enumerate().take(T) {
+                let w = &w[k0..k0 + block];
+                let (w0, w1, w2, w3) = (
+                    L::load(w),
+                    L::load(&w[lanes..]),
+                    L::load(&w[2 * lanes..]),
+                    L::load(&w[3 * lanes..]),
+                );
+                let (x0, x1) = (L::splat(xs[0][t]), L::splat(xs[1][t]));
+                a0 = x0.mul_add(w0, a0);
+                a1 = x0.mul_add(w1, a1);
+                a2 = x0.mul_add(w2, a2);
+                a3 = x0.mul_add(w3, a3);
+                c0 = x1.mul_add(w0, c0);
+                c1 = x1.mul_add(w1, c1);
+                c2 = x1.mul_add(w2, c2);
+                c3 = x1.mul_add(w3, c3);
+            }
+            for (p, acc) in [[a0, a1, a2, a3], [c0, c1, c2, c3]]
+                .iter()
+                .enumerate()
+                .take(pair)
+            {
+                let out = &mut y_row[(ow + p) * k + k0..(ow + p) * k + k0 + block];
+                for (j, v) in acc.iter().enumerate() {
+                    v.store(&mut out[j * lanes..]);
+                }
+            }
+            k0 += block;
+        }
+        // The remaining channels, vector by vector, the last one partial.
+        while k0 < k {
+            let n = L::LANES.min(k - k0);
+            let b = load_n::<L>(bias, k0, n);
+            let mut acc = [b, b];
+            for t in 0..T {
+                let w = load_n::<L>(wt, t * k + k0, n);
+                acc[0] = L::splat(xs[0][t]).mul_add(w, acc[0]);
+                acc[1] = L::splat(xs[1][t]).mul_add(w, acc[1]);
+            }
+            for (p, acc) in acc.iter().enumerate().take(pair) {
+                store_n(*acc, &mut y_row[(ow + p) * k..(ow + p + 1) * k], k0, n);
+            }
+            k0 += n;
+        }
+        ow += pair;
+    }
+}
+
+/// Every output row of the chunk `y_rows` (rows `first_row..`, each OW × K). Inlined
+/// into the dispatcher's `target_feature` function, as is everything it calls.
+#[inline(always)]
+fn forward_rows<L: Lanes>(
+    plan: &Plan,
+    x: &[f32],
+    wt: &[f32],
+    bias: &[f32],
+    first_row: usize,
+    y_rows: &mut [f32],
+) {
+    let g = &plan.geometry;
+    let row_len = g.w.output * plan.desc.out_channels;
+    for (i, y_row) in y_rows.chunks_exact_mut(row_len).enumerate() {
+        let row = first_row + i;
+        let (n, oh) = (row / g.h.output, row % g.h.output);
+        let image = &x[n * plan.input_len..(n + 1) * plan.input_len];
+        match g.taps() {
+            1 => forward_row::<L, 1>(g, image, oh, wt, bias, y_row),
+            4 => forward_row::<L, 4>(g, image, oh, wt, bias, y_row),
+            9 => forward_row::<L, 9>(g, image, oh, wt, bias, y_row),
+            16 => forward_row::<L, 16>(g, image, oh, wt, bias, y_row),
+            _ => forward_row::<L, 25>(g, image, oh, wt, bias, y_row),
+        }
+    }
+}
+
+lanes_dispatch! {
+    /// [`forward_rows`] on the lanes of `isa`.
+    fn forward_rows_on(
+        plan: &Plan,
+        x: &[f32],
+        wt: &[f32],
+        bias: &[f32],
+        first_row: usize,
+        y_rows: &mut [f32],
+    ) => forward_rows
+}
+
+/// Output rows per work item: about 16 K outputs, independent of the thread count.
+fn rows_per_item(plan: &Plan) -> usize {
+    let row_len = plan.geometry.w.output * plan.desc.out_channels;
+    (16 * 1024 / row_len.max(1)).max(1)
+}
+
+/// y = act(conv(x, w) + bias) for a plan that [`applies`]; shapes checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward(
+    isa: Isa,
+    plan: &Plan,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    y: &mut [f32],
+    par: Parallelism,
+) {
+    let (k, taps) = (plan.desc.out_channels, plan.geometry.taps());
+    with_f32s(taps * k + k, 0.0, |buffer| {
+        let (wt, b) = buffer.split_at_mut(taps * k);
+        // OIHW with one input channel is K × taps; the kernel wants taps × K.
+        for (kk, row) in w.chunks_exact(taps).enumerate() {
+            for (t, &v) in row.iter().enumerate() {
+                wt[t * k + kk] = v;
+            }
+        }
+        if let Some(bias) = bias {
+            b.copy_from_slice(bias);
+        }
+        let (wt, b) = (&*wt, &*b);
+        let row_len = plan.geometry.w.output * k;
+        let rows = rows_per_item(plan);
+        for_each_chunk_mut(par, y, rows * row_len, |item, y_rows| {
+            forward_rows_on(isa, plan, x, wt, b, item * rows, y_rows);
+            if activation != Activation::Identity {
+                activate_slice_on(isa, activation, y_rows).expect("a validated activation");
+            }
+        });
+    });
+}
+
+/// dW and db sums of the output channels `k0..k0 + width` (a part of the channels),
+/// image by image: each image's inputs are gathered once per pixel (`xs`, pixels × T),
+/// then every vector of the part's channels sums tap × dy products over the pixels in
+/// f32 and adds them to `totals` (tap-major, `T × width`) and `bias_totals` in f64.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn weights_part<L: Lanes, const T: usize>(
+    plan: &Plan,
+    x: &[f32],
+    dy: &[f32],
+    k0: usize,
+    width: usize,
+    xs: &mut [f32],
+    totals: &mut [f64],
+    bias_totals: &mut [f64],
+) {
+    let g = &plan.geometry;
+    let k = plan.desc.out_channels;
+    let pixels = g.output_pixels();
+    let mut lanes = [0.0f32; 8];
+    for n in 0..plan.desc.batch {
+        let image = &x[n * plan.input_len..(n + 1) * plan.input_len];
+        let dy_image = &dy[n * plan.output_len..(n + 1) * plan.output_len];
+        let offsets = tap_offsets::<T>(g);
+        for oh in 0..g.h.output {
+            let rows = row_offsets(g, oh);
+            for ow in 0..g.w.output {
+                let p = oh * g.w.output + ow;
+                let values = window::<T>(g, image, &rows, &offsets, ow);
+                xs[p * T..(p + 1) * T].copy_from_slice(&values);
+            }
+        }
+        let mut c = 0;
+        while c < width {
+            let n_lanes = L::LANES.min(width - c);
+            let mut acc = [L::splat(0.0); T];
+            let mut bias_acc = L::splat(0.0);
+            for (p, xs) in xs[..pixels * T].chunks_exact(T).enumerate() {
+                let d: L = load_n(dy_image, p * k + k0 + c, n_lanes);
+                for t in 0..T {
+                    acc[t] = L::splat(xs[t]).mul_add(d, acc[t]);
+                }
+                bias_acc = bias_acc + d;
+            }
+            for (t, a) in acc.iter().enumerate() {
+                a.store(&mut lanes[..L::LANES]);
+                for (j, &v) in lanes[..n_lanes].iter().enumerate() {
+                    totals[t * width + c + j] += f64::from(v);
+                }
+            }
+            bias_acc.store(&mut lanes[..L::LANES]);
+            for (j, &v) in lanes[..n_lanes].iter().enumerate() {
+                bias_totals[c + j] += f64::from(v);
+            }
+            c += n_lanes;
+        }
+    }
+}
+
+/// [`weights_part`] for the plan's number of taps.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn weights_part_any<L: Lanes>(
+    plan: &Plan,
+    x: &[f32],
+    dy: &[f32],
+    k0: usize,
+    width: usize,
+    xs: &mut [f32],
+    totals: &mut [f64],
+    bias_totals: &mut [f64],
+) {
+    match plan.geometry.taps() {
+        1 => weights_part::<L, 1>(plan, x, dy, k0, width, xs, totals, bias_totals),
+        4 => weights_part::<L, 4>(plan, x, dy, k0, width, xs, totals, bias_totals),
+        9 => weights_part::<L, 9>(plan, x, dy, k0, width, xs, totals, bias_totals),
+        16 => weights_part::<L, 16>(plan, x, dy, k0, width, xs, totals, bias_totals),
+        _ => weights_part::<L, 25>(plan, x, dy, k0, width, xs, totals, bias_totals),
+    }
+}
+
+lanes_dispatch! {
+    /// [`weights_part_any`] on the lanes of `isa`.
+    fn weights_part_on(
+        plan: &Plan,
+        x: &[f32],
+        dy: &[f32],
+        k0: usize,
+        width: usize,
+        xs: &mut [f32],
+        totals: &mut [f64],
+        bias_totals: &mut [f64],
+    ) => weights_part_any
+}
+
+/// One part of the output channels (from `k0`): its dW rows (OIHW) and bias gradient.
+fn weights_rows(
+    isa: Isa,
+    plan: &Plan,
+    x: &[f32],
+    dy: &[f32],
+    k0: usize,
+    dw_rows: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let taps = plan.geometry.taps();
+    let width = dw_rows.len() / taps;
+    with_f32s(plan.geometry.output_pixels() * taps, 0.0, |xs| {
+        with_f64s(taps * width + width, 0.0, |sums| {
+            let (totals, bias_totals) = sums.split_at_mut(taps * width);
+            weights_part_on(isa, plan, x, dy, k0, width, xs, totals, bias_totals);
+            // OIHW: output channel k0 + j, tap t is dw_rows[j * taps + t].
+            for (j, row) in dw_rows.chunks_exact_mut(taps).enumerate() {
+                for (t, v) in row.iter_mut().enumerate() {
+                    *v = totals[t * width + j] as f32;
+                }
+            }
+            if let Some(db) = db {
+                for (d, &s) in db.iter_mut().zip(bias_totals.iter()) {
+                    *d = s as f32;
+                }
+            }
+        });
+    });
+}
+
+/// dW (OIHW) and, when asked, db for a plan that [`applies`]; shapes checked by the
+/// caller. Threads take parts of the output channels (whole vectors of the path's
+/// lanes); each channel's sums run over the images and pixels in the same order
+/// whatever the split, so results do not depend on the thread count.
+pub(super) fn backward_weights(
+    isa: Isa,
+    plan: &Plan,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    par: Parallelism,
+) {
+    let taps = plan.geometry.taps();
+    let lanes = match isa {
+        Isa::Avx2 => 8,
+        Isa::Neon => 4,
+        Isa::Scalar => 1,
+    };
+    let k = plan.desc.out_channels;
+    let vectors = k.div_ceil(lanes);
+    let part = vectors.div_ceil(par.threads()).max(1) * lanes;
+    let db_parts = db
+        .into_iter()
+        .flat_map(|d| d.chunks_mut(part))
+        .map(Some)
+        .chain(std::iter::repeat_with(|| None));
+    let parts = dw.chunks_mut(part * taps).zip(db_parts);
+    crate::parallel::for_each_item(par, parts, |i, (rows, db)| {
+        weights_rows(isa, plan, x, dy, i * part, rows, db);
+    });
+}
