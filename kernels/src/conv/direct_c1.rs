@@ -177,10 +177,10 @@ fn forward_row<L: Lanes, const T: usize>(
             let n = L::LANES.min(k - k0);
             let b = load_n::<L>(bias, k0, n);
             let mut acc = [b, b];
-            for t in 0..T {
-                let w = load_n::<L>(wt, t * k + k0, n);
-                acc[0] = L::splat(xs[0][t]).mul_add(w, acc[0]);
-                acc[1] = L::splat(xs[1][t]).mul_add(w, acc[1]);
+            for ((&x0, &x1), w) in xs[0].iter().zip(&xs[1]).zip(wt.chunks_exact(k)) {
+                let w = load_n::<L>(w, k0, n);
+                acc[0] = L::splat(x0).mul_add(w, acc[0]);
+                acc[1] = L::splat(x1).mul_add(w, acc[1]);
             }
             for (p, acc) in acc.iter().enumerate().take(pair) {
                 store_n(*acc, &mut y_row[(ow + p) * k..(ow + p + 1) * k], k0, n);
@@ -275,19 +275,18 @@ pub(super) fn forward(
 /// dW and db sums of the output channels `k0..k0 + width` (a part of the channels),
 /// image by image: each image's inputs are gathered once per pixel (`xs`, pixels × T),
 /// then every vector of the part's channels sums tap × dy products over the pixels in
-/// f32 and adds them to `totals` (tap-major, `T × width`) and `bias_totals` in f64.
+/// f32 and adds them in f64 to `sums`: the dW sums (tap-major, `T × width`), then the
+/// bias sums (`width`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn weights_part<L: Lanes, const T: usize>(
     plan: &Plan,
     x: &[f32],
     dy: &[f32],
-    k0: usize,
-    width: usize,
+    (k0, width): (usize, usize),
     xs: &mut [f32],
-    totals: &mut [f64],
-    bias_totals: &mut [f64],
+    sums: &mut [f64],
 ) {
+    let (totals, bias_totals) = sums.split_at_mut(T * width);
     let g = &plan.geometry;
     let k = plan.desc.out_channels;
     let pixels = g.output_pixels();
@@ -331,25 +330,23 @@ fn weights_part<L: Lanes, const T: usize>(
     }
 }
 
-/// [`weights_part`] for the plan's number of taps.
+/// [`weights_part`] for the plan's number of taps: `channels` is (first, count) and
+/// `sums` holds the dW sums (taps × count) followed by the bias sums (count).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn weights_part_any<L: Lanes>(
     plan: &Plan,
     x: &[f32],
     dy: &[f32],
-    k0: usize,
-    width: usize,
+    channels: (usize, usize),
     xs: &mut [f32],
-    totals: &mut [f64],
-    bias_totals: &mut [f64],
+    sums: &mut [f64],
 ) {
     match plan.geometry.taps() {
-        1 => weights_part::<L, 1>(plan, x, dy, k0, width, xs, totals, bias_totals),
-        4 => weights_part::<L, 4>(plan, x, dy, k0, width, xs, totals, bias_totals),
-        9 => weights_part::<L, 9>(plan, x, dy, k0, width, xs, totals, bias_totals),
-        16 => weights_part::<L, 16>(plan, x, dy, k0, width, xs, totals, bias_totals),
-        _ => weights_part::<L, 25>(plan, x, dy, k0, width, xs, totals, bias_totals),
+        1 => weights_part::<L, 1>(plan, x, dy, channels, xs, sums),
+        4 => weights_part::<L, 4>(plan, x, dy, channels, xs, sums),
+        9 => weights_part::<L, 9>(plan, x, dy, channels, xs, sums),
+        16 => weights_part::<L, 16>(plan, x, dy, channels, xs, sums),
+        _ => weights_part::<L, 25>(plan, x, dy, channels, xs, sums),
     }
 }
 
@@ -359,11 +356,9 @@ lanes_dispatch! {
         plan: &Plan,
         x: &[f32],
         dy: &[f32],
-        k0: usize,
-        width: usize,
+        channels: (usize, usize),
         xs: &mut [f32],
-        totals: &mut [f64],
-        bias_totals: &mut [f64],
+        sums: &mut [f64],
     ) => weights_part_any
 }
 
@@ -381,8 +376,8 @@ fn weights_rows(
     let width = dw_rows.len() / taps;
     with_f32s(plan.geometry.output_pixels() * taps, 0.0, |xs| {
         with_f64s(taps * width + width, 0.0, |sums| {
+            weights_part_on(isa, plan, x, dy, (k0, width), xs, sums);
             let (totals, bias_totals) = sums.split_at_mut(taps * width);
-            weights_part_on(isa, plan, x, dy, k0, width, xs, totals, bias_totals);
             // OIHW: output channel k0 + j, tap t is dw_rows[j * taps + t].
             for (j, row) in dw_rows.chunks_exact_mut(taps).enumerate() {
                 for (t, v) in row.iter_mut().enumerate() {
