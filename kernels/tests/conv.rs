@@ -1,10 +1,11 @@
-//! The im2col + GEMM convolution against the reference, on every ISA path: random
-//! descriptors (odd sizes, stride, padding, dilation, groups, 1×1), both layouts,
-//! several thread counts; bitwise determinism across threads; bad calls are errors.
+//! The convolution (im2col + GEMM, and the direct one-channel kernels) against the
+//! reference, on every ISA path: random descriptors (odd sizes, stride, padding,
+//! dilation, groups, 1×1), both layouts, several thread counts; backward-weights through
+//! a fused ReLU; bitwise determinism across threads; bad calls are errors.
 
 use axonal_kernels::conv::{
-    conv2d_backward_data_on, conv2d_backward_weights_on, conv2d_forward_on, Conv2dDesc,
-    ConvEpilogue,
+    conv2d_backward_data_on, conv2d_backward_weights_on, conv2d_backward_weights_relu,
+    conv2d_backward_weights_relu_on, conv2d_forward_on, Conv2dDesc, ConvEpilogue,
 };
 use axonal_kernels::eltwise::Activation;
 use axonal_kernels::reference;
@@ -314,4 +315,45 @@ fn bad_calls_are_errors_not_panics() {
     // Both images in one chunk: their column matrices (27 rows × 9 pixels each), plus
     // the output regrouped for one GEMM (4 channels × 9 pixels each).
     assert_eq!(desc.workspace_len().unwrap(), 2 * 27 * 9 + 2 * 4 * 9);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Backward-weights through a fused ReLU equals masking dy by y > 0 first.
+    #[test]
+    fn relu_backward_weights_match_masking_first(
+        desc in prop_oneof![single_channel_descriptor(), descriptor()],
+        seed in any::<u64>(),
+    ) {
+        let [oh, ow] = desc.output_hw().unwrap();
+        let x = values(desc.batch * desc.in_channels * desc.input[0] * desc.input[1], seed);
+        let y_len = desc.batch * desc.out_channels * oh * ow;
+        // A ReLU output: zero about half the time.
+        let y: Vec<f32> = values(y_len, seed ^ 1).iter().map(|v| v.max(0.0)).collect();
+        let dy = values(y_len, seed ^ 2);
+        let dz: Vec<f32> = dy.iter().zip(&y).map(|(&d, &v)| if v > 0.0 { d } else { 0.0 }).collect();
+        let mut want_dw = vec![0.0; desc.weight_len()];
+        let mut want_db = vec![0.0; desc.out_channels];
+        reference::conv2d_backward_weights(&desc, &x, &dz, &mut want_dw, Some(&mut want_db)).unwrap();
+        let mut scale_dw = vec![0.0; desc.weight_len()];
+        let mut scale_db = vec![0.0; desc.out_channels];
+        reference::conv2d_backward_weights(&desc, &abs(&x), &abs(&dz), &mut scale_dw, Some(&mut scale_db)).unwrap();
+        let terms = desc.batch * oh * ow;
+        for isa in Isa::available() {
+            for par in [Parallelism::Sequential, Parallelism::Threads(2)] {
+                let mut dw = vec![f32::NAN; desc.weight_len()];
+                let mut db = vec![f32::NAN; desc.out_channels];
+                conv2d_backward_weights_relu_on(isa, &desc, &x, &y, &dy, &mut dw, Some(&mut db), par).unwrap();
+                assert_within(&format!("{isa} {desc:?}: dw"), &dw, &want_dw, &scale_dw, terms)?;
+                assert_within(&format!("{isa} {desc:?}: db"), &db, &want_db, &scale_db, terms)?;
+            }
+        }
+        let mut dw = vec![0.0; desc.weight_len()];
+        prop_assert!(conv2d_backward_weights_relu(&desc, &x, &y[..y_len.saturating_sub(1)], &dy, &mut dw, None, Parallelism::Sequential).is_err() || y_len == 0);
+    }
 }

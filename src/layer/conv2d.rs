@@ -7,7 +7,8 @@ use crate::param::Param;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use axonal_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_weights, conv2d_forward, Conv2dDesc, ConvEpilogue,
+    conv2d_backward_data, conv2d_backward_weights, conv2d_backward_weights_relu, conv2d_forward,
+    Conv2dDesc, ConvEpilogue,
 };
 use axonal_kernels::eltwise::{
     bias_activation_backward_in_place, gradient_from_output, Activation, BiasShape, Saved,
@@ -181,6 +182,19 @@ impl Layer for Conv2d {
     ) -> Result<()> {
         let desc = self.desc(inputs[0].shape())?;
         let mut db = self.bias.as_mut().map(|b| &mut b.grad[..]);
+        if self.activation == Activation::Relu && dx[0].is_none() {
+            // A first layer: the ReLU mask is applied as the weights' kernel reads dy.
+            conv2d_backward_weights_relu(
+                &desc,
+                inputs[0].data(),
+                y.data(),
+                dy,
+                &mut self.weight.grad,
+                db,
+                ctx.par,
+            )?;
+            return Ok(());
+        }
         if self.activation != Activation::Identity {
             // dz = act′(y)·dy in place, with the bias gradient in the same pass.
             let [oh, ow] = desc.output_hw()?;

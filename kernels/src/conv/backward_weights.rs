@@ -5,6 +5,7 @@
 //! added one after the other in batch order (their size depends on the shapes only),
 //! each product threaded over the rows and columns of dW.
 
+use super::direct_c1::OutputGradient;
 use super::im2col::{im2col_nchw, im2col_nhwc, ohwi_to_oihw, ColumnBlock};
 use super::{direct_c1, gather_nchw_rows, Conv2dDesc, Plan};
 use crate::arch::Isa;
@@ -12,6 +13,7 @@ use crate::error::{check_exact, Result};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::{with_buffer, Buffer};
+use crate::workspace::{with_f32s, with_f64s};
 
 /// `dw = ∂L/∂w` (OIHW, overwritten) and, when asked, `db = ∂L/∂bias` (`out_channels`
 /// values, overwritten) from the input `x` and `dy = ∂L/∂y`, on the process's ISA path.
@@ -43,7 +45,11 @@ pub fn conv2d_backward_weights_on(
         check_exact("conv2d bias gradient db", desc.out_channels, db.len())?;
     }
     if desc.batch > 0 && direct_c1::applies(&plan) {
-        direct_c1::backward_weights(isa, &plan, x, dy, dw, db, par);
+        let grad = OutputGradient {
+            dy,
+            relu_output: None,
+        };
+        direct_c1::backward_weights(isa, &plan, x, grad, dw, db, par);
         return Ok(());
     }
     if let Some(db) = db {
@@ -60,6 +66,60 @@ pub fn conv2d_backward_weights_on(
         });
     }
     Ok(())
+}
+
+/// Backward-weights of `y = relu(conv(x, w) + bias)` from `dy = ∂L/∂y`: the gradient
+/// reaching the convolution is dy where y > 0 and 0 elsewhere (PyTorch's ReLU backward
+/// from its output). For a first layer, whose input needs no gradient, this replaces
+/// a pass of [`bias_activation_backward_in_place`](crate::eltwise::bias_activation_backward_in_place)
+/// followed by [`conv2d_backward_weights`]: the one-channel direct kernels mask dy as they
+/// read it. Shapes as in [`conv2d_backward_weights`], with `y` shaped like `dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_weights_relu(
+    desc: &Conv2dDesc,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    par: Parallelism,
+) -> Result<()> {
+    conv2d_backward_weights_relu_on(Isa::selected()?, desc, x, y, dy, dw, db, par)
+}
+
+/// [`conv2d_backward_weights_relu`] on an explicit ISA path.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_weights_relu_on(
+    isa: Isa,
+    desc: &Conv2dDesc,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    par: Parallelism,
+) -> Result<()> {
+    isa.check_available()?;
+    par.validate()?;
+    let plan = Plan::new(desc, x.len(), dw.len(), dy.len())?;
+    check_exact("conv2d relu output y", dy.len(), y.len())?;
+    if let Some(db) = &db {
+        check_exact("conv2d bias gradient db", desc.out_channels, db.len())?;
+    }
+    if desc.batch > 0 && direct_c1::applies(&plan) {
+        let grad = OutputGradient {
+            dy,
+            relu_output: Some(y),
+        };
+        direct_c1::backward_weights(isa, &plan, x, grad, dw, db, par);
+        return Ok(());
+    }
+    with_f32s(dy.len(), 0.0, |dz| {
+        for ((z, &d), &v) in dz.iter_mut().zip(dy).zip(y) {
+            *z = if v > 0.0 { d } else { 0.0 };
+        }
+        conv2d_backward_weights_on(isa, desc, x, dz, dw, db, par)
+    })
 }
 
 /// The images of each chunk, in batch order: (first image, images).
@@ -169,29 +229,32 @@ fn bias_gradient(plan: &Plan, dy: &[f32], db: &mut [f32], par: Parallelism) {
     let chunk = channels.div_ceil(par.threads()).max(1);
     for_each_chunk_mut(par, db, chunk, |part, db_part| {
         let k0 = part * chunk;
-        let mut totals = vec![0.0f64; db_part.len()];
-        let mut lanes = vec![0.0f32; db_part.len()];
-        for image in dy.chunks_exact(plan.output_len) {
-            if nchw {
-                for (total, k) in totals.iter_mut().zip(k0..) {
-                    *total += f64::from(sum_lanes(&image[k * pixels..(k + 1) * pixels]));
-                }
-            } else {
-                // Pixels are rows of `channels`: add this part's columns row by row.
-                lanes.fill(0.0);
-                for row in image.chunks_exact(channels) {
-                    for (acc, &v) in lanes.iter_mut().zip(&row[k0..k0 + db_part.len()]) {
-                        *acc += v;
+        // Per-thread reused tables: no allocation per call.
+        with_f64s(db_part.len(), 0.0, |totals| {
+            with_f32s(db_part.len(), 0.0, |lanes| {
+                for image in dy.chunks_exact(plan.output_len) {
+                    if nchw {
+                        for (total, k) in totals.iter_mut().zip(k0..) {
+                            *total += f64::from(sum_lanes(&image[k * pixels..(k + 1) * pixels]));
+                        }
+                    } else {
+                        // Pixels are rows of `channels`: add this part's columns row by row.
+                        lanes.fill(0.0);
+                        for row in image.chunks_exact(channels) {
+                            for (acc, &v) in lanes.iter_mut().zip(&row[k0..k0 + db_part.len()]) {
+                                *acc += v;
+                            }
+                        }
+                        for (total, &sum) in totals.iter_mut().zip(lanes.iter()) {
+                            *total += f64::from(sum);
+                        }
                     }
                 }
-                for (total, &sum) in totals.iter_mut().zip(&lanes) {
-                    *total += f64::from(sum);
-                }
+            });
+            for (out, total) in db_part.iter_mut().zip(totals.iter()) {
+                *out = *total as f32;
             }
-        }
-        for (out, total) in db_part.iter_mut().zip(totals) {
-            *out = total as f32;
-        }
+        });
     });
 }
 

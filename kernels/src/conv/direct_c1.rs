@@ -34,6 +34,14 @@ pub(super) fn applies(plan: &Plan) -> bool {
         && matches!(plan.geometry.taps(), 1 | 4 | 9 | 16 | 25)
 }
 
+/// The gradient reaching the convolution's output: `dy`, or with `relu_output` (the
+/// output of a fused ReLU), dy where that output is positive and 0 elsewhere.
+#[derive(Clone, Copy)]
+pub(super) struct OutputGradient<'a> {
+    pub dy: &'a [f32],
+    pub relu_output: Option<&'a [f32]>,
+}
+
 /// Kernel taps along one axis, at most: a kernel of 25 taps may be 1 × 25.
 const MAX_TAPS: usize = 25;
 
@@ -281,7 +289,7 @@ pub(super) fn forward(
 fn weights_part<L: Lanes, const T: usize>(
     plan: &Plan,
     x: &[f32],
-    dy: &[f32],
+    grad: OutputGradient<'_>,
     (k0, width): (usize, usize),
     xs: &mut [f32],
     sums: &mut [f64],
@@ -293,7 +301,9 @@ fn weights_part<L: Lanes, const T: usize>(
     let mut lanes = [0.0f32; 8];
     for n in 0..plan.desc.batch {
         let image = &x[n * plan.input_len..(n + 1) * plan.input_len];
-        let dy_image = &dy[n * plan.output_len..(n + 1) * plan.output_len];
+        let image_out = n * plan.output_len..(n + 1) * plan.output_len;
+        let dy_image = &grad.dy[image_out.clone()];
+        let relu_image = grad.relu_output.map(|y| &y[image_out]);
         let offsets = tap_offsets::<T>(g);
         for oh in 0..g.h.output {
             let rows = row_offsets(g, oh);
@@ -309,7 +319,11 @@ fn weights_part<L: Lanes, const T: usize>(
             let mut acc = [L::splat(0.0); T];
             let mut bias_acc = L::splat(0.0);
             for (p, xs) in xs[..pixels * T].chunks_exact(T).enumerate() {
-                let d: L = load_n(dy_image, p * k + k0 + c, n_lanes);
+                let mut d: L = load_n(dy_image, p * k + k0 + c, n_lanes);
+                if let Some(y) = relu_image {
+                    let y: L = load_n(y, p * k + k0 + c, n_lanes);
+                    d = L::select(y.gt(L::splat(0.0)), d, L::splat(0.0));
+                }
                 for t in 0..T {
                     acc[t] = L::splat(xs[t]).mul_add(d, acc[t]);
                 }
@@ -336,17 +350,17 @@ fn weights_part<L: Lanes, const T: usize>(
 fn weights_part_any<L: Lanes>(
     plan: &Plan,
     x: &[f32],
-    dy: &[f32],
+    grad: OutputGradient<'_>,
     channels: (usize, usize),
     xs: &mut [f32],
     sums: &mut [f64],
 ) {
     match plan.geometry.taps() {
-        1 => weights_part::<L, 1>(plan, x, dy, channels, xs, sums),
-        4 => weights_part::<L, 4>(plan, x, dy, channels, xs, sums),
-        9 => weights_part::<L, 9>(plan, x, dy, channels, xs, sums),
-        16 => weights_part::<L, 16>(plan, x, dy, channels, xs, sums),
-        _ => weights_part::<L, 25>(plan, x, dy, channels, xs, sums),
+        1 => weights_part::<L, 1>(plan, x, grad, channels, xs, sums),
+        4 => weights_part::<L, 4>(plan, x, grad, channels, xs, sums),
+        9 => weights_part::<L, 9>(plan, x, grad, channels, xs, sums),
+        16 => weights_part::<L, 16>(plan, x, grad, channels, xs, sums),
+        _ => weights_part::<L, 25>(plan, x, grad, channels, xs, sums),
     }
 }
 
@@ -355,7 +369,7 @@ lanes_dispatch! {
     fn weights_part_on(
         plan: &Plan,
         x: &[f32],
-        dy: &[f32],
+        grad: OutputGradient<'_>,
         channels: (usize, usize),
         xs: &mut [f32],
         sums: &mut [f64],
@@ -367,7 +381,7 @@ fn weights_rows(
     isa: Isa,
     plan: &Plan,
     x: &[f32],
-    dy: &[f32],
+    grad: OutputGradient<'_>,
     k0: usize,
     dw_rows: &mut [f32],
     db: Option<&mut [f32]>,
@@ -376,7 +390,7 @@ fn weights_rows(
     let width = dw_rows.len() / taps;
     with_f32s(plan.geometry.output_pixels() * taps, 0.0, |xs| {
         with_f64s(taps * width + width, 0.0, |sums| {
-            weights_part_on(isa, plan, x, dy, (k0, width), xs, sums);
+            weights_part_on(isa, plan, x, grad, (k0, width), xs, sums);
             let (totals, bias_totals) = sums.split_at_mut(taps * width);
             // OIHW: output channel k0 + j, tap t is dw_rows[j * taps + t].
             for (j, row) in dw_rows.chunks_exact_mut(taps).enumerate() {
@@ -401,7 +415,7 @@ pub(super) fn backward_weights(
     isa: Isa,
     plan: &Plan,
     x: &[f32],
-    dy: &[f32],
+    grad: OutputGradient<'_>,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
     par: Parallelism,
@@ -422,6 +436,6 @@ pub(super) fn backward_weights(
         .chain(std::iter::repeat_with(|| None));
     let parts = dw.chunks_mut(part * taps).zip(db_parts);
     crate::parallel::for_each_item(par, parts, |i, (rows, db)| {
-        weights_rows(isa, plan, x, dy, i * part, rows, db);
+        weights_rows(isa, plan, x, grad, i * part, rows, db);
     });
 }

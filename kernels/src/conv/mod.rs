@@ -17,7 +17,10 @@ mod forward;
 mod im2col;
 
 pub use backward_data::{conv2d_backward_data, conv2d_backward_data_on};
-pub use backward_weights::{conv2d_backward_weights, conv2d_backward_weights_on};
+pub use backward_weights::{
+    conv2d_backward_weights, conv2d_backward_weights_on, conv2d_backward_weights_relu,
+    conv2d_backward_weights_relu_on,
+};
 pub use desc::Conv2dDesc;
 pub use forward::{conv2d_forward, conv2d_forward_on, ConvEpilogue};
 
