@@ -11,6 +11,7 @@ use super::BatchNormDesc;
 use crate::arch::Isa;
 use crate::eltwise::lanes::Lanes;
 use crate::parallel::{for_each_chunk_mut, Parallelism};
+use crate::workspace::with_f32s;
 
 /// The slices of a backward (lengths checked by the caller); `y` is the ReLU output
 /// when the forward was fused with ReLU.
@@ -35,135 +36,169 @@ pub(super) fn backward(isa: Isa, desc: &BatchNormDesc, t: Backward<'_>, par: Par
     }
     let relu = t.y.is_some();
     let y = t.y.unwrap_or(&[]);
-    let finish = |c: usize, sum_g: f64, sum_gx: f64| {
-        finish_backward(
-            count,
-            t.gamma[c],
-            t.saved_mean[c],
-            t.saved_inv_std[c],
-            sum_g,
-            sum_gx,
-        )
-    };
-    let results: Vec<(f32, f32)> = match Regime::of(desc) {
-        Regime::Runs { run } => {
-            let channels = desc.channels;
-            let pieces = run.div_ceil(PIECE);
-            let per_item = runs_per_item(run);
-            let mut partials = vec![0.0f32; t.x.len() / run * pieces * 2];
-            for_each_chunk_mut(par, &mut partials, per_item * pieces * 2, |i, slots| {
-                let start = i * per_item * run;
-                let range = start..start + slots.len() / (pieces * 2) * run;
-                let job = RunGradSumsJob {
-                    x: &t.x[range.clone()],
-                    y: if relu { &y[range.clone()] } else { &[] },
-                    dy: &t.dy[range],
-                    first_run: i * per_item,
-                    run,
-                    mean: t.saved_mean,
-                    slots,
-                    relu,
-                };
-                run_on(isa, job)
-            });
-            let mut sums = vec![(0.0f64, 0.0f64); channels];
-            for (r, slots) in partials.chunks_exact(pieces * 2).enumerate() {
-                let s = &mut sums[r % channels];
-                for slot in slots.chunks_exact(2) {
-                    s.0 += f64::from(slot[0]);
-                    s.1 += f64::from(slot[1]);
-                }
+    let channels = desc.channels;
+    // The dx constants, as columns (mean, a, b, c), in reused per-thread storage so that
+    // a call allocates nothing in steady state.
+    with_f32s(4 * channels, 0.0, |table| {
+        let (mean, rest) = table.split_at_mut(channels);
+        let (a, rest) = rest.split_at_mut(channels);
+        let (b, c) = rest.split_at_mut(channels);
+        // Each channel's sums are final once merged: dgamma, dbeta and the constants
+        // are written there and then.
+        let finish = |ch: usize, sum_g: f64, sum_gx: f64| {
+            let (dgamma, dbeta, grad) = finish_backward(
+                count,
+                t.gamma[ch],
+                t.saved_mean[ch],
+                t.saved_inv_std[ch],
+                sum_g,
+                sum_gx,
+            );
+            t.dgamma[ch] = dgamma;
+            t.dbeta[ch] = dbeta;
+            (mean[ch], a[ch], b[ch], c[ch]) = (grad.mean, grad.a, grad.b, grad.c);
+        };
+        let (x, dy) = (t.x, t.dy);
+        let regime = Regime::of(desc);
+        match regime {
+            Regime::Runs { run } => {
+                run_grad_sums_all(isa, x, y, dy, t.saved_mean, run, relu, par, finish)
             }
-            let (results, grads): (Vec<(f32, f32)>, Vec<GradAffine>) = sums
-                .iter()
-                .enumerate()
-                .map(|(c, &(sg, sgx))| {
-                    let (dgamma, dbeta, grad) = finish(c, sg, sgx);
-                    ((dgamma, dbeta), grad)
-                })
-                .unzip();
-            let (x, dy) = (t.x, t.dy);
-            for_each_chunk_mut(par, t.dx, per_item * run, |i, out| {
-                let start = i * per_item * run;
-                let range = start..start + out.len();
-                let job = RunsGradApplyJob {
-                    x: &x[range.clone()],
-                    y: if relu { &y[range.clone()] } else { &[] },
-                    dy: &dy[range],
-                    out,
-                    first_run: i * per_item,
-                    run,
-                    grads: &grads,
-                    relu,
-                };
-                run_on(isa, job)
-            });
-            results
+            Regime::Rows { rows } => {
+                row_grad_sums_all(isa, x, y, dy, t.saved_mean, rows, relu, par, finish)
+            }
         }
-        Regime::Rows { rows } => {
-            let channels = desc.channels;
-            let block = rows * channels;
-            let blocks = row_blocks(t.x.len(), channels, rows);
-            let mut partials = vec![0.0f32; blocks * 2 * channels];
-            for_each_chunk_mut(par, &mut partials, 2 * channels, |b, slot| {
-                let range = b * block..((b + 1) * block).min(t.x.len());
-                let job = RowGradSumsJob {
-                    x: &t.x[range.clone()],
-                    y: if relu { &y[range.clone()] } else { &[] },
-                    dy: &t.dy[range],
-                    mean: t.saved_mean,
-                    slot,
-                    relu,
-                };
-                run_on(isa, job)
-            });
-            let mut sums = vec![(0.0f64, 0.0f64); channels];
-            for slot in partials.chunks_exact(2 * channels) {
-                let (sg, sgx) = slot.split_at(channels);
-                for (c, s) in sums.iter_mut().enumerate() {
-                    s.0 += f64::from(sg[c]);
-                    s.1 += f64::from(sgx[c]);
-                }
+        let p = RowGradAffine { mean, a, b, c };
+        match regime {
+            Regime::Runs { run } => {
+                let per_item = runs_per_item(run);
+                for_each_chunk_mut(par, t.dx, per_item * run, |i, out| {
+                    let start = i * per_item * run;
+                    let range = start..start + out.len();
+                    let job = RunsGradApplyJob {
+                        x: &x[range.clone()],
+                        y: if relu { &y[range.clone()] } else { &[] },
+                        dy: &dy[range],
+                        out,
+                        first_run: i * per_item,
+                        run,
+                        p: &p,
+                        relu,
+                    };
+                    run_on(isa, job)
+                });
             }
-            let mut grads = Vec::with_capacity(channels);
-            let results = sums
-                .iter()
-                .enumerate()
-                .map(|(c, &(sg, sgx))| {
-                    let (dgamma, dbeta, grad) = finish(c, sg, sgx);
-                    grads.push(grad);
-                    (dgamma, dbeta)
-                })
-                .collect();
-            let column = |f: fn(&GradAffine) -> f32| grads.iter().map(f).collect::<Vec<f32>>();
-            let (mean, a) = (column(|g| g.mean), column(|g| g.a));
-            let (b, c) = (column(|g| g.b), column(|g| g.c));
-            let p = RowGradAffine {
-                mean: &mean,
-                a: &a,
-                b: &b,
-                c: &c,
+            Regime::Rows { rows } => {
+                let block = rows * channels;
+                for_each_chunk_mut(par, t.dx, block, |i, out| {
+                    let range = i * block..i * block + out.len();
+                    let job = RowGradApplyJob {
+                        x: &x[range.clone()],
+                        y: if relu { &y[range.clone()] } else { &[] },
+                        dy: &dy[range],
+                        out,
+                        p: &p,
+                        relu,
+                    };
+                    run_on(isa, job)
+                });
+            }
+        }
+    });
+}
+
+/// Per-channel Σg and Σg·(x − mean) of an NCHW tensor with runs of `run` values,
+/// handed to `finish(channel, Σg, Σg·(x − mean))`: per piece of each run in f32, in
+/// parallel, then per channel in f64 in image order.
+#[allow(clippy::too_many_arguments)]
+fn run_grad_sums_all(
+    isa: Isa,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    run: usize,
+    relu: bool,
+    par: Parallelism,
+    mut finish: impl FnMut(usize, f64, f64),
+) {
+    let channels = mean.len();
+    let pieces = run.div_ceil(PIECE);
+    let per_item = runs_per_item(run);
+    // Every slot is written by its job; the fill is never read.
+    with_f32s(x.len() / run * pieces * 2, 0.0, |partials| {
+        for_each_chunk_mut(par, partials, per_item * pieces * 2, |i, slots| {
+            let start = i * per_item * run;
+            let range = start..start + slots.len() / (pieces * 2) * run;
+            let job = RunGradSumsJob {
+                x: &x[range.clone()],
+                y: if relu { &y[range.clone()] } else { &[] },
+                dy: &dy[range],
+                first_run: i * per_item,
+                run,
+                mean,
+                slots,
+                relu,
             };
-            let (x, dy) = (t.x, t.dy);
-            for_each_chunk_mut(par, t.dx, block, |i, out| {
-                let range = i * block..i * block + out.len();
-                let job = RowGradApplyJob {
-                    x: &x[range.clone()],
-                    y: if relu { &y[range.clone()] } else { &[] },
-                    dy: &dy[range],
-                    out,
-                    p: &p,
-                    relu,
-                };
-                run_on(isa, job)
-            });
-            results
+            run_on(isa, job)
+        });
+        // Run r belongs to channel r % channels: channel c's runs, in image order, are
+        // every channels-th run from c.
+        let stride = pieces * 2;
+        for c in 0..channels {
+            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            for slots in partials[c * stride..].chunks(stride).step_by(channels) {
+                for slot in slots.chunks_exact(2) {
+                    sg += f64::from(slot[0]);
+                    sgx += f64::from(slot[1]);
+                }
+            }
+            finish(c, sg, sgx);
         }
-    };
-    for (c, (dgamma, dbeta)) in results.into_iter().enumerate() {
-        t.dgamma[c] = dgamma;
-        t.dbeta[c] = dbeta;
-    }
+    });
+}
+
+/// Per-channel Σg and Σg·(x − mean) of an NHWC tensor (or spatial = 1), handed to
+/// `finish(channel, Σg, Σg·(x − mean))`: per block of rows in f32, in parallel, then
+/// per channel in f64 in block order.
+#[allow(clippy::too_many_arguments)]
+fn row_grad_sums_all(
+    isa: Isa,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    rows: usize,
+    relu: bool,
+    par: Parallelism,
+    mut finish: impl FnMut(usize, f64, f64),
+) {
+    let channels = mean.len();
+    let block = rows * channels;
+    let blocks = row_blocks(x.len(), channels, rows);
+    // Zeroed: the jobs add their sums to the slots.
+    with_f32s(blocks * 2 * channels, 0.0, |partials| {
+        for_each_chunk_mut(par, partials, 2 * channels, |b, slot| {
+            let range = b * block..((b + 1) * block).min(x.len());
+            let job = RowGradSumsJob {
+                x: &x[range.clone()],
+                y: if relu { &y[range.clone()] } else { &[] },
+                dy: &dy[range],
+                mean,
+                slot,
+                relu,
+            };
+            run_on(isa, job)
+        });
+        for c in 0..channels {
+            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            for slot in partials.chunks_exact(2 * channels) {
+                sg += f64::from(slot[c]);
+                sgx += f64::from(slot[channels + c]);
+            }
+            finish(c, sg, sgx);
+        }
+    });
 }
 
 /// Consecutive NCHW runs from `first_run`: per piece of each run, (Σg, Σg·(x − mean)).
@@ -205,25 +240,32 @@ impl LaneJob for RunGradSumsJob<'_> {
 }
 
 /// dx over consecutive NCHW runs from `first_run`, each with its channel's constants.
-struct RunsGradApplyJob<'a> {
+struct RunsGradApplyJob<'a, 'b> {
     x: &'a [f32],
     y: &'a [f32],
     dy: &'a [f32],
     out: &'a mut [f32],
     first_run: usize,
     run: usize,
-    grads: &'a [GradAffine],
+    p: &'a RowGradAffine<'b>,
     relu: bool,
 }
 
-impl LaneJob for RunsGradApplyJob<'_> {
+impl LaneJob for RunsGradApplyJob<'_, '_> {
     type Output = ();
     #[inline(always)]
     fn run<L: Lanes>(self) {
-        let channels = self.grads.len();
+        let p = self.p;
+        let channels = p.mean.len();
         let outs = self.out.chunks_mut(self.run);
         for (r, out) in outs.enumerate() {
-            let grad = self.grads[(self.first_run + r) % channels];
+            let ch = (self.first_run + r) % channels;
+            let grad = GradAffine {
+                mean: p.mean[ch],
+                a: p.a[ch],
+                b: p.b[ch],
+                c: p.c[ch],
+            };
             let range = r * self.run..(r + 1) * self.run;
             let (x, dy) = (&self.x[range.clone()], &self.dy[range.clone()]);
             if self.relu {

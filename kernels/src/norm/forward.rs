@@ -5,12 +5,13 @@ use super::kernel::{
     rows_normalize, rows_shifted_sums, rows_sum, run_normalize, run_shifted_sums, run_sum, Affine,
     RowAffine,
 };
-use super::moments::{finish_training, inference_affine, ChannelResult, Moments, TrainParams};
+use super::moments::{finish_training, inference_affine, Moments, TrainParams};
 use super::plan::{row_blocks, runs_per_item, Regime, PIECE};
 use super::BatchNormDesc;
 use crate::arch::Isa;
 use crate::eltwise::lanes::Lanes;
 use crate::parallel::{for_each_chunk_mut, Parallelism};
+use crate::workspace::with_f32s;
 
 /// The slices of a training forward (lengths checked by the caller).
 pub(super) struct Training<'a> {
@@ -25,19 +26,6 @@ pub(super) struct Training<'a> {
     pub saved_inv_std: &'a mut [f32],
 }
 
-impl Training<'_> {
-    fn params(&self, desc: &BatchNormDesc, c: usize) -> TrainParams {
-        TrainParams {
-            gamma: self.gamma[c],
-            beta: self.beta[c],
-            eps: desc.eps,
-            momentum: self.momentum,
-            running_mean: self.running_mean[c],
-            running_var: self.running_var[c],
-        }
-    }
-}
-
 pub(super) fn training(
     isa: Isa,
     desc: &BatchNormDesc,
@@ -45,70 +33,87 @@ pub(super) fn training(
     relu: bool,
     par: Parallelism,
 ) {
-    let results = match Regime::of(desc) {
-        Regime::Runs { run } => {
-            let moments = run_moments(isa, desc, t.x, run, par);
-            let (affines, results): (Vec<Affine>, Vec<ChannelResult>) = moments
-                .iter()
-                .enumerate()
-                .map(|(c, m)| finish_training(m, t.params(desc, c)))
-                .unzip();
-            normalize_runs(isa, t.x, t.y, &affines, run, relu, par);
-            results
+    let channels = desc.channels;
+    // The per-channel constants, as columns (mean_hi, mean_lo, scale, beta), in reused
+    // per-thread storage so that a call allocates nothing in steady state.
+    with_f32s(4 * channels, 0.0, |table| {
+        let (hi, rest) = table.split_at_mut(channels);
+        let (lo, rest) = rest.split_at_mut(channels);
+        let (scale, beta) = rest.split_at_mut(channels);
+        // Each channel's moments are final once merged: its constants and outputs are
+        // written there and then (each reads only its own running statistics).
+        let finish = |c: usize, m: &Moments| {
+            let params = TrainParams {
+                gamma: t.gamma[c],
+                beta: t.beta[c],
+                eps: desc.eps,
+                momentum: t.momentum,
+                running_mean: t.running_mean[c],
+                running_var: t.running_var[c],
+            };
+            let (a, r) = finish_training(m, params);
+            (hi[c], lo[c], scale[c], beta[c]) = (a.mean_hi, a.mean_lo, a.scale, a.beta);
+            t.saved_mean[c] = r.mean;
+            t.saved_inv_std[c] = r.inv_std;
+            t.running_mean[c] = r.running_mean;
+            t.running_var[c] = r.running_var;
+        };
+        let regime = Regime::of(desc);
+        match regime {
+            Regime::Runs { run } => run_moments(isa, desc, t.x, run, par, finish),
+            Regime::Rows { rows } => row_moments(isa, desc, t.x, rows, par, finish),
         }
-        Regime::Rows { rows } => {
-            let moments = row_moments(isa, desc, t.x, rows, par);
-            let (affines, results): (Vec<Affine>, Vec<ChannelResult>) = moments
-                .iter()
-                .enumerate()
-                .map(|(c, m)| finish_training(m, t.params(desc, c)))
-                .unzip();
-            normalize_rows(isa, desc, t.x, t.y, &affines, rows, relu, par);
-            results
-        }
-    };
-    for (c, r) in results.iter().enumerate() {
-        t.saved_mean[c] = r.mean;
-        t.saved_inv_std[c] = r.inv_std;
-        t.running_mean[c] = r.running_mean;
-        t.running_var[c] = r.running_var;
-    }
+        let p = RowAffine {
+            mean_hi: hi,
+            mean_lo: lo,
+            scale,
+            beta,
+        };
+        normalize(isa, desc, regime, t.x, t.y, &p, relu, par);
+    });
 }
 
-/// Per-channel moments of an NCHW tensor with runs of `run` values: the runs report
-/// their shifted sums piece by piece, in memory order and in parallel, merged per
-/// channel in image order.
+/// Per-channel moments of an NCHW tensor with runs of `run` values, handed to
+/// `finish(channel, moments)`: the runs report their shifted sums piece by piece, in
+/// memory order and in parallel, merged per channel in image order.
 fn run_moments(
     isa: Isa,
     desc: &BatchNormDesc,
     x: &[f32],
     run: usize,
     par: Parallelism,
-) -> Vec<Moments> {
+    mut finish: impl FnMut(usize, &Moments),
+) {
     let pieces = run.div_ceil(PIECE);
     let per_item = runs_per_item(run);
-    let mut partials = vec![0.0f32; x.len() / run * pieces * 3];
-    for_each_chunk_mut(par, &mut partials, per_item * pieces * 3, |i, slots| {
-        let start = i * per_item * run;
-        let len = slots.len() / (pieces * 3) * run;
-        run_on(
-            isa,
-            RunStatsJob {
-                x: &x[start..start + len],
-                run,
-                slots,
-            },
-        )
-    });
-    let mut moments = vec![Moments::default(); desc.channels];
-    for (r, slots) in partials.chunks_exact(pieces * 3).enumerate() {
-        let m = &mut moments[r % desc.channels];
-        for (p, slot) in slots.chunks_exact(3).enumerate() {
-            let count = PIECE.min(run - p * PIECE);
-            m.add_block(count, slot[0], slot[1], slot[2]);
+    // Every slot is written by its job; the fill is never read.
+    with_f32s(x.len() / run * pieces * 3, 0.0, |partials| {
+        for_each_chunk_mut(par, partials, per_item * pieces * 3, |i, slots| {
+            let start = i * per_item * run;
+            let len = slots.len() / (pieces * 3) * run;
+            run_on(
+                isa,
+                RunStatsJob {
+                    x: &x[start..start + len],
+                    run,
+                    slots,
+                },
+            )
+        });
+        // Run r belongs to channel r % channels: channel c's runs, in image order, are
+        // every channels-th run from c.
+        let stride = pieces * 3;
+        for c in 0..desc.channels {
+            let mut m = Moments::default();
+            for slots in partials[c * stride..].chunks(stride).step_by(desc.channels) {
+                for (p, slot) in slots.chunks_exact(3).enumerate() {
+                    let count = PIECE.min(run - p * PIECE);
+                    m.add_block(count, slot[0], slot[1], slot[2]);
+                }
+            }
+            finish(c, &m);
         }
-    }
-    moments
+    });
 }
 
 /// Consecutive runs' statistics: per piece of each run, (its f32 mean, Σd, Σd²).
@@ -131,39 +136,41 @@ impl LaneJob for RunStatsJob<'_> {
     }
 }
 
-/// Per-channel moments of an NHWC tensor (or spatial = 1): blocks of rows report their
-/// shifted sums in parallel, merged in block order.
+/// Per-channel moments of an NHWC tensor (or spatial = 1), handed to
+/// `finish(channel, moments)`: blocks of rows report their shifted sums in parallel,
+/// merged in block order.
 fn row_moments(
     isa: Isa,
     desc: &BatchNormDesc,
     x: &[f32],
     rows: usize,
     par: Parallelism,
-) -> Vec<Moments> {
+    mut finish: impl FnMut(usize, &Moments),
+) {
     let channels = desc.channels;
     let block = rows * channels;
     let blocks = row_blocks(x.len(), channels, rows);
-    let mut partials = vec![0.0f32; blocks * 3 * channels];
-    for_each_chunk_mut(par, &mut partials, 3 * channels, |b, slot| {
-        let end = ((b + 1) * block).min(x.len());
-        run_on(
-            isa,
-            RowStatsJob {
-                x: &x[b * block..end],
-                slot,
-            },
-        )
-    });
-    let mut moments = vec![Moments::default(); channels];
-    for (b, slot) in partials.chunks_exact(3 * channels).enumerate() {
-        let count = rows.min(x.len() / channels - b * rows);
-        let (shift, sums) = slot.split_at(channels);
-        let (s1, s2) = sums.split_at(channels);
-        for (c, m) in moments.iter_mut().enumerate() {
-            m.add_block(count, shift[c], s1[c], s2[c]);
+    // Zeroed: the jobs add their sums to the slots.
+    with_f32s(blocks * 3 * channels, 0.0, |partials| {
+        for_each_chunk_mut(par, partials, 3 * channels, |b, slot| {
+            let end = ((b + 1) * block).min(x.len());
+            run_on(
+                isa,
+                RowStatsJob {
+                    x: &x[b * block..end],
+                    slot,
+                },
+            )
+        });
+        for c in 0..channels {
+            let mut m = Moments::default();
+            for (b, slot) in partials.chunks_exact(3 * channels).enumerate() {
+                let count = rows.min(x.len() / channels - b * rows);
+                m.add_block(count, slot[c], slot[channels + c], slot[2 * channels + c]);
+            }
+            finish(c, &m);
         }
-    }
-    moments
+    });
 }
 
 /// One row block's statistics: `slot` = its per-channel mean (the shift), Σd, Σd².
@@ -188,6 +195,24 @@ impl LaneJob for RowStatsJob<'_> {
     }
 }
 
+/// y = affine(x), on whichever regime the tensor is cut into.
+#[allow(clippy::too_many_arguments)]
+fn normalize(
+    isa: Isa,
+    desc: &BatchNormDesc,
+    regime: Regime,
+    x: &[f32],
+    y: &mut [f32],
+    p: &RowAffine<'_>,
+    relu: bool,
+    par: Parallelism,
+) {
+    match regime {
+        Regime::Runs { run } => normalize_runs(isa, x, y, p, run, relu, par),
+        Regime::Rows { rows } => normalize_rows(isa, desc, x, y, p, rows, relu, par),
+    }
+}
+
 /// y = affine(x) over an NHWC tensor (or spatial = 1), blocks of rows in parallel.
 #[allow(clippy::too_many_arguments)]
 fn normalize_rows(
@@ -195,32 +220,15 @@ fn normalize_rows(
     desc: &BatchNormDesc,
     x: &[f32],
     y: &mut [f32],
-    affines: &[Affine],
+    p: &RowAffine<'_>,
     rows: usize,
     relu: bool,
     par: Parallelism,
 ) {
-    let column = |f: fn(&Affine) -> f32| affines.iter().map(f).collect::<Vec<f32>>();
-    let (hi, lo) = (column(|a| a.mean_hi), column(|a| a.mean_lo));
-    let (scale, beta) = (column(|a| a.scale), column(|a| a.beta));
-    let p = RowAffine {
-        mean_hi: &hi,
-        mean_lo: &lo,
-        scale: &scale,
-        beta: &beta,
-    };
     let block = rows * desc.channels;
     for_each_chunk_mut(par, y, block, |b, out| {
         let x = &x[b * block..b * block + out.len()];
-        run_on(
-            isa,
-            RowNormalizeJob {
-                x,
-                out,
-                p: &p,
-                relu,
-            },
-        )
+        run_on(isa, RowNormalizeJob { x, out, p, relu })
     });
 }
 
@@ -260,21 +268,30 @@ pub(super) fn inference(
     relu: bool,
     par: Parallelism,
 ) {
-    let affines: Vec<Affine> = (0..desc.channels)
-        .map(|c| {
-            inference_affine(
+    let channels = desc.channels;
+    // The constants as columns in reused per-thread storage (no allocation per call).
+    with_f32s(4 * channels, 0.0, |table| {
+        let (hi, rest) = table.split_at_mut(channels);
+        let (lo, rest) = rest.split_at_mut(channels);
+        let (scale, beta) = rest.split_at_mut(channels);
+        for c in 0..channels {
+            let a = inference_affine(
                 t.gamma[c],
                 t.beta[c],
                 t.running_mean[c],
                 t.running_var[c],
                 desc.eps,
-            )
-        })
-        .collect();
-    match Regime::of(desc) {
-        Regime::Runs { run } => normalize_runs(isa, t.x, t.y, &affines, run, relu, par),
-        Regime::Rows { rows } => normalize_rows(isa, desc, t.x, t.y, &affines, rows, relu, par),
-    }
+            );
+            (hi[c], lo[c], scale[c], beta[c]) = (a.mean_hi, a.mean_lo, a.scale, a.beta);
+        }
+        let p = RowAffine {
+            mean_hi: hi,
+            mean_lo: lo,
+            scale,
+            beta,
+        };
+        normalize(isa, desc, Regime::of(desc), t.x, t.y, &p, relu, par);
+    });
 }
 
 /// y = affine(x) over an NCHW tensor with runs of `run` values, in memory order,
@@ -283,7 +300,7 @@ fn normalize_runs(
     isa: Isa,
     x: &[f32],
     y: &mut [f32],
-    affines: &[Affine],
+    p: &RowAffine<'_>,
     run: usize,
     relu: bool,
     par: Parallelism,
@@ -295,7 +312,7 @@ fn normalize_runs(
             out,
             first_run: i * per_item,
             run,
-            affines,
+            p,
             relu,
         };
         run_on(isa, job)
@@ -303,23 +320,30 @@ fn normalize_runs(
 }
 
 /// Consecutive NCHW runs from `first_run`, each normalized with its channel's constants.
-struct RunsNormalizeJob<'a> {
+struct RunsNormalizeJob<'a, 'b> {
     x: &'a [f32],
     out: &'a mut [f32],
     first_run: usize,
     run: usize,
-    affines: &'a [Affine],
+    p: &'a RowAffine<'b>,
     relu: bool,
 }
 
-impl LaneJob for RunsNormalizeJob<'_> {
+impl LaneJob for RunsNormalizeJob<'_, '_> {
     type Output = ();
     #[inline(always)]
     fn run<L: Lanes>(self) {
-        let channels = self.affines.len();
+        let p = self.p;
+        let channels = p.scale.len();
         let runs = self.x.chunks(self.run).zip(self.out.chunks_mut(self.run));
         for (i, (x, out)) in runs.enumerate() {
-            let affine = self.affines[(self.first_run + i) % channels];
+            let c = (self.first_run + i) % channels;
+            let affine = Affine {
+                mean_hi: p.mean_hi[c],
+                mean_lo: p.mean_lo[c],
+                scale: p.scale[c],
+                beta: p.beta[c],
+            };
             if self.relu {
                 run_normalize::<L, true>(x, out, affine);
             } else {

@@ -278,7 +278,8 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
     }
 }
 
-/// Per-channel constants of a row block, as arrays (structure of arrays for the loads).
+/// Per-channel constants as arrays (structure of arrays): a row block loads them lane
+/// by lane; a run takes its channel's [`Affine`] from them.
 pub(super) struct RowAffine<'a> {
     pub mean_hi: &'a [f32],
     pub mean_lo: &'a [f32],
@@ -354,7 +355,8 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
     }
 }
 
-/// Per-channel backward constants of a row block.
+/// Per-channel backward constants as arrays: a row block loads them lane by lane; a
+/// run takes its channel's [`GradAffine`] from them.
 pub(super) struct RowGradAffine<'a> {
     pub mean: &'a [f32],
     pub a: &'a [f32],
