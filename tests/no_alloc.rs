@@ -41,6 +41,9 @@ fn training_steps_after_the_first_allocate_nothing() {
     for (model, layout) in [
         ("seed_cnn", Layout::Nchw),
         ("seed_cnn", Layout::Nhwc),
+        ("seed_cnn_bn", Layout::Nchw),
+        ("seed_cnn_bn", Layout::Nhwc),
+        ("resnet_mini", Layout::Nhwc),
         ("mlp", Layout::Nchw),
     ] {
         let mut m = models::build(model, 0).unwrap();
