@@ -107,12 +107,14 @@ impl GraphBuilder {
             values: vec![Tensor::default(); count],
             grads: vec![Vec::new(); count],
             written: vec![false; count],
+            needs_grad: vec![false; count],
             scratch: [Vec::new(), Vec::new()],
             output,
             batch: None,
             timing: None,
         };
         graph.set_layout(self.layout);
+        graph.mark_gradients();
         graph.plan(1)?;
         Ok(graph)
     }
@@ -231,6 +233,10 @@ pub struct Graph {
     grads: Vec<Vec<f32>>,
     /// Whether grads[v] already holds a contribution in this backward pass.
     written: Vec<bool>,
+    /// Whether ∂loss/∂values[v] is needed: some layer at or before v has parameters.
+    /// (The input's is never computed, nor that of anything computed from the input
+    /// alone, such as a flattened input.)
+    needs_grad: Vec<bool>,
     /// Where a second contribution to a gradient is computed before it is added.
     scratch: [Vec<f32>; 2],
     output: usize,
@@ -239,6 +245,16 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Marks the values whose gradient backward must compute.
+    fn mark_gradients(&mut self) {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let mut params = 0;
+            node.layer.visit_params(&mut |_| params += 1);
+            let upstream = node.inputs.iter().any(|&v| self.needs_grad[v]);
+            self.needs_grad[i + 1] = params > 0 || upstream;
+        }
+    }
+
     /// The shape of one sample of the input.
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
@@ -385,6 +401,7 @@ impl Graph {
             values,
             grads,
             written,
+            needs_grad,
             scratch,
             timing,
             output,
@@ -394,7 +411,7 @@ impl Graph {
         written[*output] = true;
         for (i, node) in nodes.iter_mut().enumerate().rev() {
             let v = i + 1;
-            if !written[v] {
+            if !written[v] || !needs_grad[v] {
                 // Nothing downstream reads this node (a dead branch): no gradient.
                 continue;
             }
@@ -405,7 +422,7 @@ impl Graph {
             let mut targets: [Option<Vec<f32>>; 2] = [None, None];
             let mut adds = [false; 2];
             for (k, &j) in node.inputs.iter().enumerate().take(2) {
-                if j == 0 {
+                if !needs_grad[j] {
                     continue;
                 }
                 let repeated = k == 1 && node.inputs[0] == j;
@@ -528,7 +545,7 @@ impl Graph {
                     .collect();
                 let output_shape = self.values[i + 1].shape().to_vec();
                 let flops = node.layer.flops(&inputs);
-                let needs_dx = node.inputs.iter().any(|&v| v != 0);
+                let needs_dx = node.inputs.iter().any(|&v| self.needs_grad[v]);
                 NodeInfo {
                     label: node.label.clone(),
                     kind: node.layer.kind(),

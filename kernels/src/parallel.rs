@@ -44,8 +44,13 @@ impl Parallelism {
 }
 
 /// Runs `f(i)` for every `i < count`, spread over the threads of `par`.
+///
+/// A single item runs on the calling thread (as in the helpers below): waking the pool
+/// for one piece of work costs more than tiny kernels (a loss over 64 rows, the
+/// update of a 10-value bias) take.
 pub(crate) fn for_each_index(par: Parallelism, count: usize, f: impl Fn(usize) + Sync + Send) {
     match par.threads() {
+        _ if count <= 1 => (0..count).for_each(f),
         1 => (0..count).for_each(f),
         n => pool(n).install(|| (0..count).into_par_iter().for_each(f)),
     }
@@ -61,7 +66,7 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
 ) {
     let chunk_len = chunk_len.max(1);
     match par.threads() {
-        1 => data
+        n if n == 1 || data.len() <= chunk_len => data
             .chunks_mut(chunk_len)
             .enumerate()
             .for_each(|(i, c)| f(i, c)),
@@ -85,7 +90,14 @@ pub(crate) fn for_each_item<T: Send>(
     match par.threads() {
         1 => items.enumerate().for_each(|(i, t)| f(i, t)),
         n => {
-            let items: Vec<T> = items.collect();
+            let mut items = items.peekable();
+            let Some(first) = items.next() else {
+                return;
+            };
+            if items.peek().is_none() {
+                return f(0, first);
+            }
+            let items: Vec<T> = std::iter::once(first).chain(items).collect();
             pool(n).install(|| items.into_par_iter().enumerate().for_each(|(i, t)| f(i, t)))
         }
     }
