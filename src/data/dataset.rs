@@ -126,6 +126,19 @@ impl Dataset {
         self.sample_shape.iter().product()
     }
 
+    /// Standardizes every value as torchvision's `Normalize(mean, std)`: (v − mean)/std.
+    pub fn normalize(&mut self, mean: f32, std: f32) -> Result<()> {
+        if !(std > 0.0 && std.is_finite() && mean.is_finite()) {
+            return Err(Error::invalid(
+                "normalization",
+                format!("needs a finite mean and a positive std, got {mean} and {std}"),
+            ));
+        }
+        let inv = 1.0 / std;
+        self.images.iter_mut().for_each(|v| *v = (*v - mean) * inv);
+        Ok(())
+    }
+
     /// The first `len` samples.
     pub fn truncated(&self, len: usize) -> Dataset {
         let len = len.min(self.len());

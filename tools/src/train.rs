@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// Evaluate on the first N test images only.
     #[arg(long)]
     test_limit: Option<usize>,
+    /// Standardize pixels as torchvision's Normalize(mean, std), given as MEAN,STD
+    /// (pixels are first scaled to [0, 1] as ToTensor does); "none" keeps [0, 1].
+    #[arg(long, default_value = "0.5,0.5")]
+    normalize: String,
     /// Hold out this fraction of the training set for validation (0: none).
     #[arg(long, default_value_t = 0.0)]
     validation: f64,
@@ -164,8 +168,22 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     let (train, test) = load_mnist_dir(&dir).map_err(|e| {
         format!("{e}\n(Fashion-MNIST comes with Debian's dataset-fashion-mnist package)")
     })?;
-    let train = args.limit.map_or(train.clone(), |n| train.truncated(n));
-    let test = args.test_limit.map_or(test.clone(), |n| test.truncated(n));
+    let mut train = args.limit.map_or(train.clone(), |n| train.truncated(n));
+    let mut test = args.test_limit.map_or(test.clone(), |n| test.truncated(n));
+    if args.normalize != "none" {
+        let parsed: Vec<f32> = args
+            .normalize
+            .split(',')
+            .map(|v| v.trim().parse::<f32>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--normalize {:?}: {e}", args.normalize))?;
+        let [mean, std] = parsed[..] else {
+            return Err(format!("--normalize {:?}: give MEAN,STD or none", args.normalize));
+        };
+        for set in [&mut train, &mut test] {
+            set.normalize(mean, std).map_err(|e| e.to_string())?;
+        }
+    }
     let (train, validation) = if args.validation > 0.0 {
         let (t, v) = train
             .split(args.validation, args.seed)
