@@ -178,7 +178,10 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             .collect::<Result<_, _>>()
             .map_err(|e| format!("--normalize {:?}: {e}", args.normalize))?;
         let [mean, std] = parsed[..] else {
-            return Err(format!("--normalize {:?}: give MEAN,STD or none", args.normalize));
+            return Err(format!(
+                "--normalize {:?}: give MEAN,STD or none",
+                args.normalize
+            ));
         };
         for set in [&mut train, &mut test] {
             set.normalize(mean, std).map_err(|e| e.to_string())?;

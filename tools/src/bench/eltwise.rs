@@ -33,6 +33,25 @@ pub struct EltwiseArgs {
     /// Timed rounds per kernel and size; the median is reported.
     #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// Draw a roofline chart of the kernels on the largest size to this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
+}
+
+/// Floating-point operations per element, counted from each kernel's formula (the
+/// vector-math polynomials for GELU and sigmoid included, the dropout hash not): the
+/// arithmetic intensity of the roofline plot.
+fn flops_per_element(name: &str) -> f64 {
+    match name {
+        "bias_relu_forward" | "bias_relu_backward" => 2.0,
+        "bias_gelu_forward" => 32.0,
+        "bias_gelu_backward" => 45.0,
+        "bias_sigmoid_forward" => 20.0,
+        "sgd_momentum_step" => 5.0,
+        "adam_step" => 13.0,
+        "adamw_step" => 14.0,
+        _ => 1.0,
+    }
 }
 
 /// A tensor size: the bytes of one f32 array of the kernel.
@@ -169,6 +188,7 @@ pub fn run(args: &EltwiseArgs) -> Result<(), String> {
         );
     }
     let mut rows = Vec::new();
+    let mut points = Vec::new();
     for size in SIZES
         .iter()
         .filter(|s| args.sizes.is_empty() || args.sizes.iter().any(|n| n == s.label))
@@ -184,6 +204,14 @@ pub fn run(args: &EltwiseArgs) -> Result<(), String> {
             let bytes = (kernel.arrays() * (shape.len() * 4) as f64) as usize;
             let gbs = bytes as f64 / seconds / 1e9;
             let fraction = gbs / copy.copy_gbs;
+            if size.label == "dram" || args.sizes.len() == 1 {
+                let flops = flops_per_element(kernel.name) * shape.len() as f64;
+                points.push((
+                    kernel.name.to_string(),
+                    flops / bytes as f64,
+                    flops / seconds / 1e9,
+                ));
+            }
             rows.push(json!({
                 "kernel": kernel.name,
                 "size": size.label,
@@ -209,6 +237,16 @@ pub fn run(args: &EltwiseArgs) -> Result<(), String> {
                 );
             }
         }
+    }
+    if let Some(path) = &args.plot {
+        let peak = probe::measure_fma_peak(args.threads, ProbeConfig::quick());
+        crate::bench::write_roofline(
+            path,
+            "element-wise kernels (axonal)",
+            args.threads,
+            peak,
+            &points,
+        )?;
     }
     if args.json {
         println!("{}", serde_json::Value::Array(rows));
