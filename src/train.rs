@@ -74,13 +74,16 @@ pub fn train_step(
     rng: &mut Rng,
     batch: &mut Batch,
 ) -> Result<(f32, usize)> {
-    let input = graph.input_mut(indices.len())?;
-    data.fill(indices, input, &mut batch.labels, augment, rng);
-    graph.forward(ctx)?;
-    let result = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, ctx.par)?;
-    graph.backward(ctx)?;
-    optimizer.step(graph, ctx.par)?;
-    Ok(result)
+    // The whole step runs inside the thread pool: see `parallel::install`.
+    axonal_kernels::parallel::install(ctx.par, || {
+        let input = graph.input_mut(indices.len())?;
+        data.fill(indices, input, &mut batch.labels, augment, rng);
+        graph.forward(ctx)?;
+        let result = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, ctx.par)?;
+        graph.backward(ctx)?;
+        optimizer.step(graph, ctx.par)?;
+        Ok(result)
+    })
 }
 
 /// One epoch of training in shuffled mini-batches; `on_step` sees each step's
@@ -138,16 +141,13 @@ pub fn evaluate(
     let mut rng = Rng::new(0);
     let (mut total, mut correct) = (0.0f64, 0usize);
     while let Some(indices) = epoch.next_batch() {
-        let input = graph.input_mut(indices.len())?;
-        data.fill(
-            indices,
-            input,
-            &mut batch.labels,
-            &Augment::default(),
-            &mut rng,
-        );
-        graph.forward(&ctx)?;
-        let (l, c) = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, par)?;
+        let (l, c) = axonal_kernels::parallel::install(par, || {
+            let input = graph.input_mut(indices.len())?;
+            let no_augment = Augment::default();
+            data.fill(indices, input, &mut batch.labels, &no_augment, &mut rng);
+            graph.forward(&ctx)?;
+            loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, par)
+        })?;
         total += f64::from(l) * indices.len() as f64;
         correct += c;
     }

@@ -43,6 +43,19 @@ impl Parallelism {
     }
 }
 
+/// Runs `f` on one of the threads of `par`'s pool (on the calling thread when
+/// sequential). Kernels called inside then split their work in that pool without
+/// handing it over, and the calling thread is one of the `n` workers: with a pool of n
+/// threads beside a busy caller, n + 1 threads would compete for n cores between
+/// kernels (rayon's idle workers spin before they sleep). A training step wraps its
+/// passes in this.
+pub fn install<R: Send>(par: Parallelism, f: impl FnOnce() -> R + Send) -> R {
+    match par.threads() {
+        1 => f(),
+        n => pool(n).install(f),
+    }
+}
+
 /// Runs `f(i)` for every `i < count`, spread over the threads of `par`.
 ///
 /// A single item runs on the calling thread (as in the helpers below): waking the pool

@@ -152,47 +152,56 @@ fn measure(
     let (mut loss_seconds, mut optimizer_seconds) = (0.0, 0.0);
     let mut extra_events = Vec::new();
     let mut step_seconds = Vec::with_capacity(args.steps);
-    for s in 0..args.warmup + args.steps {
-        let timed = s >= args.warmup;
-        if s == args.warmup {
-            graph.set_timing(true, args.trace.is_some());
-        }
-        let origin = graph.timing_origin();
-        let start = Instant::now();
-        let input = graph.input_mut(indices.len())?;
-        data.fill(&indices, input, &mut batch.labels, &augment, &mut rng);
-        graph.forward(ctx)?;
-        if !args.inference {
-            let loss_start = Instant::now();
-            let (output, grad) = graph.output_and_grad();
-            let target = match loss {
-                Loss::SoftmaxCrossEntropy => axonal::Target::Labels(&batch.labels),
-                _ => {
-                    targets.clear();
-                    targets.extend(batch.labels.iter().map(|&l| l as f32));
-                    axonal::Target::Values(&targets)
-                }
-            };
-            loss.forward_backward(output, target, grad, ctx.par)?;
-            let loss_end = Instant::now();
-            graph.backward(ctx)?;
-            let optimizer_start = Instant::now();
-            optimizer.step(graph, ctx.par)?;
-            if let (true, Some(origin)) = (timed, origin) {
-                let l = (loss_end - loss_start).as_secs_f64();
-                let o = optimizer_start.elapsed().as_secs_f64();
-                loss_seconds += l;
-                optimizer_seconds += o;
-                if args.trace.is_some() {
-                    extra_events.push(("loss", (loss_start - origin).as_secs_f64(), l));
-                    extra_events.push(("optimizer", (optimizer_start - origin).as_secs_f64(), o));
+    // The steps run inside the thread pool, as `axonal::train::train_step` does: the
+    // calling thread is one of the workers.
+    axonal_kernels::parallel::install(ctx.par, || -> axonal::Result<()> {
+        for s in 0..args.warmup + args.steps {
+            let timed = s >= args.warmup;
+            if s == args.warmup {
+                graph.set_timing(true, args.trace.is_some());
+            }
+            let origin = graph.timing_origin();
+            let start = Instant::now();
+            let input = graph.input_mut(indices.len())?;
+            data.fill(&indices, input, &mut batch.labels, &augment, &mut rng);
+            graph.forward(ctx)?;
+            if !args.inference {
+                let loss_start = Instant::now();
+                let (output, grad) = graph.output_and_grad();
+                let target = match loss {
+                    Loss::SoftmaxCrossEntropy => axonal::Target::Labels(&batch.labels),
+                    _ => {
+                        targets.clear();
+                        targets.extend(batch.labels.iter().map(|&l| l as f32));
+                        axonal::Target::Values(&targets)
+                    }
+                };
+                loss.forward_backward(output, target, grad, ctx.par)?;
+                let loss_end = Instant::now();
+                graph.backward(ctx)?;
+                let optimizer_start = Instant::now();
+                optimizer.step(graph, ctx.par)?;
+                if let (true, Some(origin)) = (timed, origin) {
+                    let l = (loss_end - loss_start).as_secs_f64();
+                    let o = optimizer_start.elapsed().as_secs_f64();
+                    loss_seconds += l;
+                    optimizer_seconds += o;
+                    if args.trace.is_some() {
+                        extra_events.push(("loss", (loss_start - origin).as_secs_f64(), l));
+                        extra_events.push((
+                            "optimizer",
+                            (optimizer_start - origin).as_secs_f64(),
+                            o,
+                        ));
+                    }
                 }
             }
+            if timed {
+                step_seconds.push(start.elapsed().as_secs_f64());
+            }
         }
-        if timed {
-            step_seconds.push(start.elapsed().as_secs_f64());
-        }
-    }
+        Ok(())
+    })?;
     let n = args.steps as f64;
     loss_seconds /= n;
     optimizer_seconds /= n;
