@@ -36,6 +36,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Info(args) => info::run(&args),
@@ -59,4 +60,22 @@ fn parse_layout(name: &str) -> Result<axonal_kernels::Layout, String> {
         "nhwc" => Ok(axonal_kernels::Layout::Nhwc),
         other => Err(format!("--layout {other:?}: use nchw or nhwc")),
     }
+}
+
+/// `axonal profile | head` closes stdout early; printing then fails with EPIPE, which
+/// `println!` turns into a panic. Exit quietly instead, as Unix tools do on SIGPIPE.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
