@@ -426,3 +426,67 @@ fn dropout_masks_the_gradient_it_masked_the_output_with() {
         .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
     assert!(Dropout::new(1.5, 0).is_err());
 }
+
+/// Clipping scales every gradient by max_norm / (‖g‖ + 1e-6) when the global norm is
+/// above max_norm (PyTorch's clip_grad_norm_), and the L1 penalty adds l1·sign(p): one
+/// SGD step (lr 1) then moves each weight by exactly that gradient.
+#[test]
+fn clipping_and_l1_change_the_step_as_pytorch_does() {
+    use axonal::kernels::optim::Sgd;
+    use axonal::optim::{Method, Optimizer};
+    let build = || {
+        let mut rng = Rng::new(90);
+        Sequential::new(&[3])
+            .push("fc", Linear::new(3, 2, &mut rng))
+            .build()
+            .unwrap()
+    };
+    let grads = |graph: &mut Graph| {
+        let mut out = Vec::new();
+        graph.visit_params(&mut |p| {
+            for (i, g) in p.grad.iter_mut().enumerate() {
+                *g = 3.0 + i as f32; // a norm far above 1
+            }
+            out.push((p.value.clone(), p.grad.clone()));
+        });
+        out
+    };
+    for (clip, l1) in [(Some(1.0f32), 0.0f32), (None, 0.01)] {
+        let mut graph = build();
+        let before = grads(&mut graph);
+        let norm = before
+            .iter()
+            .flat_map(|(_, g)| g)
+            .map(|&g| f64::from(g).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let mut opt = Optimizer::new(Method::Sgd(Sgd::new(1.0))).unwrap();
+        if let Some(c) = clip {
+            opt = opt.clip_norm(c).unwrap();
+        }
+        opt = opt.l1(l1).unwrap();
+        opt.step(&mut graph, axonal::kernels::Parallelism::Sequential)
+            .unwrap();
+        let scale = clip.map_or(1.0, |c| f64::from(c) / (norm + 1e-6));
+        let mut k = 0;
+        graph.visit_params(&mut |p| {
+            let (value, grad) = &before[k];
+            for i in 0..p.len() {
+                let sign = f64::from(value[i].signum()) * f64::from(value[i] != 0.0);
+                let step = f64::from(grad[i]) * scale + f64::from(l1) * sign;
+                let want = f64::from(value[i]) - step;
+                assert!(
+                    (f64::from(p.value[i]) - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{} [{i}]: got {}, want {want}",
+                    p.name,
+                    p.value[i]
+                );
+            }
+            k += 1;
+        });
+    }
+    let opt = Optimizer::new(Method::Sgd(Sgd::new(0.1))).unwrap();
+    assert!(opt.clip_norm(0.0).is_err());
+    let opt = Optimizer::new(Method::Sgd(Sgd::new(0.1))).unwrap();
+    assert!(opt.l1(-1.0).is_err());
+}

@@ -5,7 +5,7 @@ use crate::plot::{line_chart, Series};
 use axonal::checkpoint::{self, CheckpointInfo};
 use axonal::data::{load_mnist_dir, Augment, FASHION_MNIST_DIR};
 use axonal::models::{self, MODEL_NAMES};
-use axonal::optim::{EarlyStopping, Method, Optimizer};
+use axonal::optim::{Decay, EarlyStopping, Method, Optimizer, Schedule};
 use axonal::train::{evaluate, train_epoch};
 use axonal::{Context, Rng};
 use axonal_kernels::arch::Isa;
@@ -40,6 +40,16 @@ pub struct TrainArgs {
     /// Learning rate (default: 1e-3 for adam/adamw/rmsprop, 0.01 for sgd/adagrad).
     #[arg(long)]
     lr: Option<f32>,
+    /// Learning-rate schedule after the warm-up: constant, step:EVERY:GAMMA (epochs),
+    /// or cosine (to 0 over the run).
+    #[arg(long, default_value = "constant")]
+    lr_schedule: String,
+    /// Epochs of linear learning-rate warm-up from 0.
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: u64,
+    /// Clip the gradients' global L2 norm to this value.
+    #[arg(long)]
+    clip_norm: Option<f32>,
     /// SGD / RMSprop momentum.
     #[arg(long, default_value_t = 0.0)]
     momentum: f32,
@@ -123,6 +133,43 @@ fn method(args: &TrainArgs) -> Result<Method, String> {
     })
 }
 
+/// The learning-rate schedule of `--lr-schedule` and `--warmup-epochs`, in steps.
+fn schedule(args: &TrainArgs, steps_per_epoch: u64) -> Result<Schedule, String> {
+    let parts: Vec<&str> = args.lr_schedule.split(':').collect();
+    let decay = match parts[..] {
+        ["constant"] => Decay::Constant,
+        ["cosine"] => Decay::Cosine {
+            total: args.epochs.saturating_sub(args.warmup_epochs) * steps_per_epoch,
+            min_lr: 0.0,
+        },
+        ["step", every, gamma] => {
+            let every: u64 = every
+                .parse()
+                .map_err(|e| format!("--lr-schedule step EVERY {every:?}: {e}"))?;
+            let gamma: f32 = gamma
+                .parse()
+                .map_err(|e| format!("--lr-schedule step GAMMA {gamma:?}: {e}"))?;
+            if every == 0 {
+                return Err("--lr-schedule step: EVERY must be at least 1 epoch".into());
+            }
+            Decay::Step {
+                every: every * steps_per_epoch,
+                gamma,
+            }
+        }
+        _ => {
+            return Err(format!(
+                "--lr-schedule {:?}: use constant, cosine or step:EVERY:GAMMA",
+                args.lr_schedule
+            ))
+        }
+    };
+    Ok(Schedule {
+        warmup_steps: args.warmup_epochs * steps_per_epoch,
+        decay,
+    })
+}
+
 /// Per-epoch figures, for the plot.
 #[derive(Default)]
 struct Curves {
@@ -156,6 +203,9 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             MODEL_NAMES.join(", ")
         ));
     }
+    // Bad settings are reported before any data is read.
+    schedule(args, 1)?;
+    method(args)?;
     let dir = match (&args.data_dir, args.dataset.as_str()) {
         (Some(dir), _) => dir.clone(),
         (None, "fashion-mnist") => PathBuf::from(FASHION_MNIST_DIR),
@@ -207,7 +257,13 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             train.sample_shape()
         ));
     }
-    let mut optimizer = Optimizer::new(method(args)?).map_err(|e| e.to_string())?;
+    let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
+    let mut optimizer = Optimizer::new(method(args)?)
+        .map_err(|e| e.to_string())?
+        .schedule(schedule(args, steps_per_epoch)?);
+    if let Some(max) = args.clip_norm {
+        optimizer = optimizer.clip_norm(max).map_err(|e| e.to_string())?;
+    }
     let mut first_epoch = 0;
     if let Some(path) = &args.resume {
         let info = checkpoint::load(path, &mut model.graph, Some(&mut optimizer))

@@ -160,6 +160,7 @@ fn bad_profile_and_train_flags_are_clear_errors() {
         (&["profile", "--isa", "sse9"][..], "--isa"),
         (&["profile", "--layout", "nwhc"][..], "--layout"),
         (&["train", "--optimizer", "lbfgs"][..], "unknown optimizer"),
+        (&["train", "--lr-schedule", "weird"][..], "--lr-schedule"),
         (&["train", "--dataset", "cifar"][..], "unknown dataset"),
         (
             &["train", "--data-dir", "/nonexistent/mnist"][..],
