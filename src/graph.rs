@@ -269,6 +269,9 @@ impl Graph {
         let mut shape = vec![batch];
         shape.extend_from_slice(&self.sample_shape);
         self.values[0].reshape_storage(&shape)?;
+        // The input buffer the user fills is NCHW; values[0] is in the graph's layout
+        // (transposed from that buffer when they differ).
+        self.values[0].set_layout(self.layout);
         if let Some(t) = &mut self.input_nchw {
             t.reshape_storage(&shape)?;
         }
@@ -291,6 +294,7 @@ impl Graph {
                 e => e,
             })?;
             self.values[i + 1].reshape_storage(&out)?;
+            self.values[i + 1].set_layout(self.layout);
             let len = self.values[i + 1].len();
             self.grads[i + 1].resize(len, 0.0);
         }

@@ -1,13 +1,16 @@
 //! Dense f32 tensors: a shape and contiguous row-major storage.
 
 use crate::error::{Error, Result};
+use axonal_kernels::Layout;
 
-/// A dense f32 tensor. Images are NCHW (batch, channels, height, width), matrices are
-/// row-major (batch, features): the layouts PyTorch uses, so its tensors load as they are.
+/// A dense f32 tensor. The shape of an image batch is always `[n, c, h, w]`; `layout`
+/// says how it is stored: NCHW (PyTorch's default, and the only order of tensors that
+/// are not 4-D) or NHWC (channels last). Matrices are row-major (batch, features).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
+    layout: Layout,
 }
 
 /// Elements of a tensor of `shape`, or an error naming `what` if that overflows.
@@ -25,6 +28,7 @@ impl Tensor {
         Ok(Tensor {
             shape: shape.to_vec(),
             data: vec![0.0; len],
+            layout: Layout::Nchw,
         })
     }
 
@@ -41,11 +45,26 @@ impl Tensor {
         Ok(Tensor {
             shape: shape.to_vec(),
             data,
+            layout: Layout::Nchw,
         })
     }
 
     pub fn shape(&self) -> &[usize] {
         &self.shape
+    }
+
+    /// How a 4-D tensor's elements are ordered in `data` (NCHW for other ranks).
+    pub fn layout(&self) -> Layout {
+        if self.shape.len() == 4 {
+            self.layout
+        } else {
+            Layout::Nchw
+        }
+    }
+
+    /// Declares the storage order of a 4-D tensor (the data is not moved).
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
     }
 
     pub fn data(&self) -> &[f32] {
