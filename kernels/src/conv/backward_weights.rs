@@ -205,12 +205,12 @@ fn weights_nhwc(isa: Isa, plan: &Plan, x: &[f32], dy: &[f32], ohwi: &mut [f32], 
                 continue;
             }
             with_buffer(Buffer::Columns, rows * taps, |col| {
-                for (image, col_rows) in x_chunk
-                    .chunks_exact(plan.input_len)
-                    .zip(col.chunks_exact_mut(pixels * taps))
-                {
+                // Each image's rows of the column matrix are its own: threads fill them
+                // side by side (the sum over the chunk stays inside the GEMM).
+                for_each_chunk_mut(par, col, pixels * taps, |i, col_rows| {
+                    let image = &x_chunk[i * plan.input_len..(i + 1) * plan.input_len];
                     im2col_nhwc(g, image, (group * plan.cg, plan.cg, channels), col_rows);
-                }
+                });
                 sgemm_on(isa, &desc, dy_group, col, dw_group, &accumulate, par)
                     .expect("shapes derived from a validated plan");
             });
