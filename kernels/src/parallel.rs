@@ -91,10 +91,13 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
     }
 }
 
+/// Items a threaded call keeps on the stack; calls with more collect them into a `Vec`.
+const STACK_ITEMS: usize = 64;
+
 /// Runs `f(i, item)` for every item of `items` (work the caller has already cut into
 /// pieces, e.g. matching chunks of several slices), spread over the threads of `par`.
-/// One thread walks the iterator as it is; several collect it first (the only
-/// allocation, so a single-threaded call allocates nothing).
+/// One thread walks the iterator as it is; several take up to 64 items into a table on
+/// the stack (more into a `Vec`), so that the common calls allocate nothing either way.
 pub(crate) fn for_each_item<T: Send>(
     par: Parallelism,
     items: impl Iterator<Item = T>,
@@ -110,8 +113,29 @@ pub(crate) fn for_each_item<T: Send>(
             if items.peek().is_none() {
                 return f(0, first);
             }
-            let items: Vec<T> = std::iter::once(first).chain(items).collect();
-            pool(n).install(|| items.into_par_iter().enumerate().for_each(|(i, t)| f(i, t)))
+            let mut table: [Option<T>; STACK_ITEMS] = std::array::from_fn(|_| None);
+            table[0] = Some(first);
+            let mut count = 1;
+            while count < STACK_ITEMS {
+                match items.next() {
+                    Some(item) => {
+                        table[count] = Some(item);
+                        count += 1;
+                    }
+                    None => break,
+                }
+            }
+            if items.peek().is_none() {
+                let run = |(i, slot): (usize, &mut Option<T>)| {
+                    if let Some(item) = slot.take() {
+                        f(i, item);
+                    }
+                };
+                pool(n).install(|| table[..count].par_iter_mut().enumerate().for_each(run));
+                return;
+            }
+            let all: Vec<T> = table.into_iter().flatten().chain(items).collect();
+            pool(n).install(|| all.into_par_iter().enumerate().for_each(|(i, t)| f(i, t)))
         }
     }
 }

@@ -5,9 +5,11 @@
 //! forward `Y = W · col(X)` with bias and activation fused into the GEMM's store,
 //! backward-data `dX = col2im(Wᵀ · dY)`, backward-weights `dW = Σₙ dYₙ · col(Xₙ)ᵀ`.
 //! Pointwise convolutions (1×1, stride 1, no padding) use the image itself as the
-//! column matrix. Threads take whole images when the batch has enough of them, and
-//! the GEMMs' row and column blocks otherwise; sums never split, so results are
-//! bitwise identical for every thread count.
+//! column matrix. One-channel inputs in NHWC (a grayscale network's first layer) skip
+//! the shallow K = R·S GEMM for direct kernels (`direct_c1.rs`). Threads take whole
+//! images when the batch has enough of them, and the GEMMs' row and column blocks
+//! otherwise; sums never split, so results are bitwise identical for every thread
+//! count.
 
 mod backward_data;
 mod backward_weights;

@@ -8,9 +8,8 @@
 use super::kernel::{ItemShape, SegmentBias, PATTERN_OVERHANG};
 use super::{Activation, BiasShape, MathFunction};
 use crate::arch::{CacheSizes, Isa};
-use crate::parallel::{for_each_index, Parallelism};
+use crate::parallel::{for_each_item, Parallelism};
 use crate::workspace::{with_f32s, with_f64s};
-use std::sync::{Mutex, PoisonError};
 
 /// `kernel::backward` of one path: (activation, from y, item, saved, dy, dz, sums).
 type BackwardFn =
@@ -243,17 +242,7 @@ fn run<'a>(
             sums,
         }
     });
-    if par.threads() == 1 {
-        for mut task in tasks {
-            work(&mut task);
-        }
-        return;
-    }
-    let tasks: Vec<Mutex<Task<'a>>> = tasks.map(Mutex::new).collect();
-    for_each_index(par, tasks.len(), |k| {
-        let mut task = tasks[k].lock().unwrap_or_else(PoisonError::into_inner);
-        work(&mut task);
-    });
+    for_each_item(par, tasks, |_, mut task| work(&mut task));
 }
 
 /// y = act(x + bias) (`x` None: in place in `y`). Lengths are checked by the caller.

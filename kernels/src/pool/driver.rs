@@ -5,9 +5,8 @@
 //! that does not depend on which thread runs it or with which other units: results are
 //! bitwise identical for every thread count.
 
-use crate::parallel::{for_each_index, Parallelism};
+use crate::parallel::{for_each_item, Parallelism};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Below about this many elements touched per task (≈ 10 µs of memory traffic), waking
 /// a pool costs more than the work it spreads.
@@ -76,23 +75,17 @@ pub(crate) fn for_each_unit<A: Send, B: Send>(
         return run_units(0, units, a, b, &f);
     }
     let per_task = units.div_ceil(tasks);
-    let mut parts = Vec::with_capacity(tasks);
     let (mut a, mut b) = (a, b);
-    for first in (0..units).step_by(per_task) {
+    let parts = (0..units).step_by(per_task).map(|first| {
         let count = per_task.min(units - first);
-        let (a_part, a_rest) = a.split(count);
-        let (b_part, b_rest) = b.split(count);
-        parts.push(Mutex::new((first, count, Some((a_part, b_part)))));
+        let (a_part, a_rest) = std::mem::replace(&mut a, Chunks::none()).split(count);
+        let (b_part, b_rest) = std::mem::replace(&mut b, Chunks::none()).split(count);
         (a, b) = (a_rest, b_rest);
-    }
+        (first, count, a_part, b_part)
+    });
     let total = AtomicUsize::new(0);
-    for_each_index(par, parts.len(), |t| {
-        // Each part is taken exactly once; the lock only hands its chunks to one thread.
-        let mut part = parts[t].lock().unwrap_or_else(|e| e.into_inner());
-        let (first, count) = (part.0, part.1);
-        if let Some((a, b)) = part.2.take() {
-            total.fetch_add(run_units(first, count, a, b, &f), Ordering::Relaxed);
-        }
+    for_each_item(par, parts, |_, (first, count, a, b)| {
+        total.fetch_add(run_units(first, count, a, b, &f), Ordering::Relaxed);
     });
     total.into_inner()
 }
