@@ -1,12 +1,14 @@
 //! Forward convolution: one GEMM per chunk of images and group, with bias and activation
 //! in its store.
 
-use super::im2col::{copy_run, im2col_nchw, im2col_nhwc, oihw_to_ohwi, ColumnBlock};
+use super::im2col::{copy_run, im2col_nchw, oihw_to_ohwi, ColumnBlock};
 use super::{direct_c1, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::eltwise::Activation;
 use crate::error::{check_exact, Result};
-use crate::gemm::{sgemm_on, Bias, Epilogue, GemmDesc, MatrixLayout, Transpose};
+use crate::gemm::{
+    sgemm_on, sgemm_windows_on, Bias, Epilogue, GemmDesc, ImageWindows, MatrixLayout, Transpose,
+};
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::{with_buffer, Buffer};
 
@@ -200,16 +202,17 @@ fn forward_chunk_nhwc(
                 .expect("shapes derived from a validated plan");
             continue;
         }
-        with_buffer(Buffer::Columns, rows * taps, |col| {
-            for (image, col_rows) in x_chunk
-                .chunks_exact(plan.input_len)
-                .zip(col.chunks_exact_mut(pixels * taps))
-            {
-                im2col_nhwc(g, image, (group * plan.cg, plan.cg, channels), col_rows);
-            }
-            sgemm_on(isa, &desc, col, w_group, y_group, &gemm_epilogue, par)
-                .expect("shapes derived from a validated plan");
-        });
+        // Implicit im2col: GEMM packs its A panels straight from the images' windows.
+        let windows = ImageWindows {
+            images: x_chunk,
+            image_len: plan.input_len,
+            geometry: *g,
+            channels,
+            first_channel: group * plan.cg,
+            group_channels: plan.cg,
+        };
+        sgemm_windows_on(isa, &desc, windows, w_group, y_group, &gemm_epilogue, par)
+            .expect("shapes derived from a validated plan");
     }
 }
 

@@ -29,7 +29,7 @@ pub use forward::{conv2d_forward, conv2d_forward_on, ConvEpilogue};
 use crate::error::{check_exact, Result};
 use crate::layout::Layout;
 use crate::parallel::Parallelism;
-use im2col::Geometry;
+pub(crate) use im2col::Geometry;
 
 /// Output pixels a batched GEMM should reach: images are grouped into chunks until
 /// their pixels fill this many GEMM columns (NCHW) or rows (NHWC).

@@ -18,6 +18,7 @@
 use super::blocking::Blocking;
 use super::epilogue::{Bias, Epilogue};
 use super::microkernel::{self, DirectStore, MicroKernel};
+use super::operand::OperandA;
 use super::pack::{pack_panels, packed_len, StridedMatrix};
 use super::store::{activate_tile, store_tile, COut, StoreStep, TilePos};
 use crate::arch::{CacheSizes, FlushDenormals, Isa};
@@ -36,21 +37,30 @@ pub(crate) struct Problem<'a> {
     pub m: usize,
     pub n: usize,
     pub k: usize,
-    pub a: StridedMatrix<'a>,
+    pub a: OperandA<'a>,
     pub b: StridedMatrix<'a>,
     pub c: COut,
     pub epilogue: Epilogue<'a>,
 }
 
 impl Problem<'_> {
-    /// Cᵀ = op(B)ᵀ · op(A)ᵀ: the same product with the roles of rows and columns swapped.
+    /// Whether the roles of A and B can swap: an image's windows are only ever packed as A.
+    fn can_transpose(&self) -> bool {
+        matches!(self.a, OperandA::Matrix(_))
+    }
+
+    /// Cᵀ = op(B)ᵀ · op(A)ᵀ: the same product with the roles of rows and columns swapped
+    /// (the problem unchanged when it [cannot](Self::can_transpose)).
     fn transposed(self) -> Self {
+        let OperandA::Matrix(a) = self.a else {
+            return self;
+        };
         Problem {
             m: self.n,
             n: self.m,
             k: self.k,
-            a: self.b.t(),
-            b: self.a.t(),
+            a: OperandA::Matrix(self.b.t()),
+            b: a.t(),
             c: self.c.transposed(),
             epilogue: self.epilogue.transposed(),
         }
@@ -60,11 +70,12 @@ impl Problem<'_> {
 /// Runs `problem` on `isa` with `par` threads. The caller has validated everything.
 pub(crate) fn run(isa: Isa, problem: Problem<'_>, par: Parallelism) {
     // Stores are fastest along contiguous rows: turn a column-major C into a row-major Cᵀ.
-    let problem = if problem.c.col_stride != 1 && problem.c.row_stride == 1 {
-        problem.transposed()
-    } else {
-        problem
-    };
+    let problem =
+        if problem.c.col_stride != 1 && problem.c.row_stride == 1 && problem.can_transpose() {
+            problem.transposed()
+        } else {
+            problem
+        };
     if problem.m == 0 || problem.n == 0 {
         return;
     }
@@ -74,7 +85,7 @@ pub(crate) fn run(isa: Isa, problem: Problem<'_>, par: Parallelism) {
         return;
     }
     let kernel = microkernel::for_isa(isa);
-    let problem = if narrow_output_prefers_transpose(&problem, kernel) {
+    let problem = if narrow_output_prefers_transpose(&problem, kernel) && problem.can_transpose() {
         problem.transposed()
     } else {
         problem
@@ -224,7 +235,7 @@ fn run_part(
                 for ic in rows.clone().step_by(blocking.mc) {
                     let mc = blocking.mc.min(rows.end - ic);
                     with_buffer(Buffer::PackA, packed_len(mc, kc, mr), |a_pack| {
-                        pack_panels(p.a, (ic, mc), (pc, kc), mr, a_pack);
+                        p.a.pack((ic, mc), (pc, kc), mr, a_pack);
                         let mut tile = [0.0f32; MAX_TILE];
                         let mut one_tile =
                             |ir: usize, a_panel: &[f32], jr: usize, b_panel: &[f32]| {

@@ -9,6 +9,7 @@ mod desc;
 mod driver;
 mod epilogue;
 mod microkernel;
+mod operand;
 mod pack;
 mod store;
 
@@ -19,6 +20,7 @@ use crate::arch::Isa;
 use crate::error::Result;
 use crate::parallel::Parallelism;
 use driver::Problem;
+pub(crate) use operand::{ImageWindows, OperandA};
 use pack::StridedMatrix;
 use store::COut;
 
@@ -70,11 +72,51 @@ pub fn sgemm_on(
         m: desc.m,
         n: desc.n,
         k: desc.k,
-        a: StridedMatrix {
+        a: OperandA::Matrix(StridedMatrix {
             data: a,
             row_stride: rsa,
             col_stride: csa,
+        }),
+        b: StridedMatrix {
+            data: b,
+            row_stride: rsb,
+            col_stride: csb,
         },
+        c: COut::new(c, desc.c.row_stride, desc.c.col_stride),
+        epilogue: *epilogue,
+    };
+    driver::run(isa, problem, par);
+    Ok(())
+}
+
+/// C (`m × n`, row stride `desc.c`) = act(windowsᵀ… : the product of a convolution's
+/// input windows (`m` output pixels × `k` = taps·channels, read straight from the
+/// images: implicit im2col) and op(B) as `desc` describes it, with `epilogue`. `desc`'s A
+/// layout is ignored; B and C are checked as [`sgemm_on`] checks them.
+pub(crate) fn sgemm_windows_on(
+    isa: Isa,
+    desc: &GemmDesc,
+    windows: ImageWindows<'_>,
+    b: &[f32],
+    c: &mut [f32],
+    epilogue: &Epilogue<'_>,
+    par: Parallelism,
+) -> Result<()> {
+    isa.check_available()?;
+    let dense_a = GemmDesc {
+        a: MatrixLayout::row_major(desc.k),
+        trans_a: Transpose::No,
+        ..*desc
+    };
+    dense_a.validate(desc.m * desc.k, b.len(), c.len())?;
+    epilogue.validate(desc.m, desc.n)?;
+    par.validate()?;
+    let (rsb, csb) = desc.op_b_strides();
+    let problem = Problem {
+        m: desc.m,
+        n: desc.n,
+        k: desc.k,
+        a: OperandA::Windows(windows),
         b: StridedMatrix {
             data: b,
             row_stride: rsb,
