@@ -25,15 +25,16 @@ pub struct Batch {
     targets: Vec<f32>,
 }
 
-/// Runs the loss on the graph's output and writes its gradient into the graph.
-/// Returns (loss, correct predictions).
-fn loss_into_graph(
+/// Runs the loss on the graph's output against `batch.labels` and writes its gradient
+/// into the graph: class labels for cross-entropy, the labels as 0/1 target values for
+/// BCE and MSE. Returns (mean loss, correct predictions).
+pub fn apply_loss(
     graph: &mut Graph,
     loss: Loss,
-    labels: &[u32],
-    targets: &mut Vec<f32>,
+    batch: &mut Batch,
     par: axonal_kernels::Parallelism,
 ) -> Result<(f32, usize)> {
+    let (labels, targets) = (&batch.labels, &mut batch.targets);
     let (output, grad) = graph.output_and_grad();
     let value = match loss {
         Loss::SoftmaxCrossEntropy => {
@@ -48,13 +49,16 @@ fn loss_into_graph(
             loss.forward_backward(output, Target::Values(targets), grad, par)?
         }
     };
+    // A single output predicts class 1 above the decision threshold: 0 for a logit
+    // (BCE), ½ for a regressed probability (MSE).
+    let threshold = if loss == Loss::Mse { 0.5 } else { 0.0 };
     let correct = match loss {
         Loss::SoftmaxCrossEntropy => correct_predictions(output, labels),
         _ => output
             .data()
             .iter()
             .zip(labels)
-            .filter(|(&y, &l)| (y > if loss == Loss::Mse { 0.5 } else { 0.0 }) == (l == 1))
+            .filter(|(&y, &l)| (y > threshold) == (l == 1))
             .count(),
     };
     Ok((value, correct))
@@ -77,9 +81,9 @@ pub fn train_step(
     // The whole step runs inside the thread pool: see `parallel::install`.
     axonal_kernels::parallel::install(ctx.par, || {
         let input = graph.input_mut(indices.len())?;
-        data.fill(indices, input, &mut batch.labels, augment, rng);
+        data.fill(indices, input, &mut batch.labels, augment, rng)?;
         graph.forward(ctx)?;
-        let result = loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, ctx.par)?;
+        let result = apply_loss(graph, loss, batch, ctx.par)?;
         graph.backward(ctx)?;
         optimizer.step(graph, ctx.par)?;
         Ok(result)
@@ -144,9 +148,9 @@ pub fn evaluate(
         let (l, c) = axonal_kernels::parallel::install(par, || {
             let input = graph.input_mut(indices.len())?;
             let no_augment = Augment::default();
-            data.fill(indices, input, &mut batch.labels, &no_augment, &mut rng);
+            data.fill(indices, input, &mut batch.labels, &no_augment, &mut rng)?;
             graph.forward(&ctx)?;
-            loss_into_graph(graph, loss, &batch.labels, &mut batch.targets, par)
+            apply_loss(graph, loss, &mut batch, par)
         })?;
         total += f64::from(l) * indices.len() as f64;
         correct += c;

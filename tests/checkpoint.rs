@@ -42,7 +42,8 @@ fn predict(graph: &mut Graph, data: &Dataset) -> Vec<f32> {
         &mut Vec::new(),
         &Augment::default(),
         &mut Rng::new(0),
-    );
+    )
+    .unwrap();
     let ctx = Context {
         train: false,
         ..Context::default()

@@ -490,3 +490,34 @@ fn clipping_and_l1_change_the_step_as_pytorch_does() {
     let opt = Optimizer::new(Method::Sgd(Sgd::new(0.1))).unwrap();
     assert!(opt.l1(-1.0).is_err());
 }
+
+/// Layers called outside a graph, and datasets asked for samples they lack, report
+/// errors instead of panicking.
+#[test]
+fn direct_misuse_is_an_error() {
+    use axonal::data::{Augment, Dataset};
+    use axonal::{Layer, Tensor};
+    let mut rng = Rng::new(95);
+    let mut fc = Linear::new(3, 2, &mut rng);
+    let mut y = Tensor::zeros(&[1, 2]).unwrap();
+    assert!(fc.forward(&Context::default(), &[], &mut y).is_err());
+    let x = Tensor::zeros(&[1, 3]).unwrap();
+    let mut dy = vec![0.0; 2];
+    assert!(fc
+        .backward(&Context::default(), &[&x], &y, &mut dy, &mut [])
+        .is_err());
+    let data = Dataset::synthetic(4, &[2], 2, 0);
+    let mut out = vec![0.0; 4];
+    let fill = |idx: &[usize], out: &mut [f32]| {
+        data.fill(
+            idx,
+            out,
+            &mut Vec::new(),
+            &Augment::default(),
+            &mut Rng::new(0),
+        )
+    };
+    assert!(fill(&[0, 9], &mut out).is_err());
+    assert!(fill(&[0], &mut out).is_err());
+    assert!(fill(&[0, 3], &mut out).is_ok());
+}

@@ -17,8 +17,9 @@ impl Augment {
         self.crop_padding == 0 && !self.flip
     }
 
-    /// Writes an augmented copy of `src` (`channels × h × w`) to `dst`.
-    pub fn apply(&self, src: &[f32], dst: &mut [f32], [c, h, w]: [usize; 3], rng: &mut Rng) {
+    /// Writes an augmented copy of `src` (`channels × h × w`) to `dst`, both that long
+    /// (the dataset checks).
+    pub(crate) fn apply(&self, src: &[f32], dst: &mut [f32], [c, h, w]: [usize; 3], rng: &mut Rng) {
         let p = self.crop_padding;
         // Offset of the crop window in the padded image, minus the padding.
         let (dy, dx) = if p > 0 {

@@ -178,7 +178,8 @@ impl Dataset {
     }
 
     /// Copies the samples at `indices` into `out` (augmented when asked) and their labels
-    /// into `labels`.
+    /// into `labels`. Errors: an index past the end, or `out` not holding exactly the
+    /// samples asked for.
     pub fn fill(
         &self,
         indices: &[usize],
@@ -186,8 +187,21 @@ impl Dataset {
         labels: &mut Vec<u32>,
         augment: &Augment,
         rng: &mut Rng,
-    ) {
+    ) -> Result<()> {
         let s = self.sample_len();
+        if out.len() != indices.len() * s {
+            return Err(Error::shape(
+                "batch buffer",
+                format!("{} samples × {s} values", indices.len()),
+                out.len(),
+            ));
+        }
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(Error::invalid(
+                "sample index",
+                format!("{bad} is past the {} samples of the dataset", self.len()),
+            ));
+        }
         labels.clear();
         for (dst, &i) in out.chunks_exact_mut(s).zip(indices) {
             let src = &self.images[i * s..(i + 1) * s];
@@ -197,6 +211,7 @@ impl Dataset {
             }
             labels.push(self.labels[i]);
         }
+        Ok(())
     }
 }
 

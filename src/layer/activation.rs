@@ -1,6 +1,6 @@
 //! Element-wise activation layers (ReLU, LeakyReLU, sigmoid, tanh, GELU, ELU, SiLU).
 
-use super::{expect_inputs, Context, Layer};
+use super::{expect_backward, expect_inputs, Context, Layer};
 use crate::error::Result;
 use crate::tensor::Tensor;
 use axonal_kernels::eltwise::{
@@ -31,6 +31,7 @@ impl Layer for Act {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs(self.0.name(), inputs, 1)?;
         let x = inputs[0].data();
         let shape = BiasShape::new(1, 1, x.len());
         bias_activation_forward(&shape, self.0, x, None, y.data_mut(), ctx.par)?;
@@ -45,6 +46,7 @@ impl Layer for Act {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward(self.0.name(), inputs, dx, 1)?;
         let Some(dx) = dx[0].as_deref_mut() else {
             return Ok(());
         };

@@ -1,6 +1,6 @@
 //! `Add`: the element-wise sum of two tensors of one shape (a residual connection).
 
-use super::{expect_inputs, Context, Layer};
+use super::{expect_backward, expect_inputs, Context, Layer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -26,6 +26,7 @@ impl Layer for Add {
     }
 
     fn forward(&mut self, _ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("add", inputs, 2)?;
         let (a, b) = (inputs[0].data(), inputs[1].data());
         for ((y, &a), &b) in y.data_mut().iter_mut().zip(a).zip(b) {
             *y = a + b;
@@ -36,11 +37,12 @@ impl Layer for Add {
     fn backward(
         &mut self,
         _ctx: &Context,
-        _inputs: &[&Tensor],
+        inputs: &[&Tensor],
         _y: &Tensor,
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("add", inputs, dx, 2)?;
         for dx in dx.iter_mut().flatten() {
             dx.copy_from_slice(dy);
         }

@@ -2,7 +2,7 @@
 //! evaluation, with PyTorch's momentum and unbiased running variance; a following ReLU
 //! can be fused.
 
-use super::{expect_inputs, Context, Layer};
+use super::{expect_backward, expect_inputs, Context, Layer};
 use crate::error::{Error, Result};
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -104,6 +104,7 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("batch_norm", inputs, 1)?;
         let desc = self.desc(inputs[0].shape())?;
         let x = inputs[0].data();
         if ctx.train {
@@ -153,6 +154,7 @@ impl Layer for BatchNorm {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("batch_norm", inputs, dx, 1)?;
         let desc = self.desc(inputs[0].shape())?;
         let dx = match dx[0].as_deref_mut() {
             Some(dx) => dx,

@@ -1,6 +1,6 @@
 //! `Conv2d`: im2col convolution with bias and activation fused into the output write.
 
-use super::{expect_inputs, image_shape, Context, Flops, Layer};
+use super::{expect_backward, expect_inputs, image_shape, Context, Flops, Layer};
 use crate::error::{Error, Result};
 use crate::init::{default_bias, Init};
 use crate::param::Param;
@@ -156,6 +156,7 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("conv2d", inputs, 1)?;
         let desc = self.desc(inputs[0].shape())?;
         let epilogue = ConvEpilogue {
             bias: self.bias.as_ref().map(|b| &b.value[..]),
@@ -180,6 +181,7 @@ impl Layer for Conv2d {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("conv2d", inputs, dx, 1)?;
         let desc = self.desc(inputs[0].shape())?;
         let mut db = self.bias.as_mut().map(|b| &mut b.grad[..]);
         if self.activation == Activation::Relu && dx[0].is_none() {
@@ -235,13 +237,13 @@ impl Layer for Conv2d {
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> Flops {
-        match self.desc(inputs[0]) {
-            Ok(desc) => Flops {
+        match inputs.first().map(|shape| self.desc(shape)) {
+            Some(Ok(desc)) => Flops {
                 forward: desc.flops(),
                 backward_data: desc.flops(),
                 backward_params: desc.flops(),
             },
-            Err(_) => Flops::default(),
+            _ => Flops::default(),
         }
     }
 

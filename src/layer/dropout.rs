@@ -1,7 +1,7 @@
 //! `Dropout`: zeroes each element with probability p in training (scaling the rest by
 //! 1/(1 − p)), the identity in evaluation.
 
-use super::{expect_inputs, Context, Layer};
+use super::{expect_backward, expect_inputs, Context, Layer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use axonal_kernels::dropout::{
@@ -49,6 +49,7 @@ impl Layer for Dropout {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("dropout", inputs, 1)?;
         let x = inputs[0].data();
         self.trained = ctx.train;
         if !ctx.train {
@@ -64,11 +65,12 @@ impl Layer for Dropout {
     fn backward(
         &mut self,
         ctx: &Context,
-        _inputs: &[&Tensor],
+        inputs: &[&Tensor],
         _y: &Tensor,
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("dropout", inputs, dx, 1)?;
         let Some(dx) = dx[0].as_deref_mut() else {
             return Ok(());
         };

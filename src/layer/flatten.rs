@@ -1,6 +1,6 @@
 //! `Flatten`: `[n, c, h, w]` → `[n, c·h·w]` (PyTorch's `flatten(1)`).
 
-use super::{expect_inputs, Context, Layer};
+use super::{expect_backward, expect_inputs, Context, Layer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use axonal_kernels::Layout;
@@ -41,6 +41,7 @@ impl Layer for Flatten {
     }
 
     fn forward(&mut self, _ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("flatten", inputs, 1)?;
         let x = inputs[0].data();
         match self.nhwc(inputs[0].shape()) {
             None => y.data_mut().copy_from_slice(x),
@@ -68,6 +69,7 @@ impl Layer for Flatten {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("flatten", inputs, dx, 1)?;
         let Some(dx) = dx[0].as_deref_mut() else {
             return Ok(());
         };
@@ -91,6 +93,7 @@ impl Layer for Flatten {
     }
 
     fn bytes(&self, inputs: &[&[usize]], _output: &[usize]) -> f64 {
-        8.0 * inputs[0].iter().product::<usize>() as f64
+        let elems: usize = inputs.first().map_or(0, |s| s.iter().product());
+        8.0 * elems as f64
     }
 }

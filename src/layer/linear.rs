@@ -1,6 +1,6 @@
 //! `Linear`: y = act(x·Wᵀ + b) on the GEMM with its fused epilogue.
 
-use super::{expect_inputs, Context, Flops, Layer};
+use super::{expect_backward, expect_inputs, Context, Flops, Layer};
 use crate::error::{Error, Result};
 use crate::init::{default_bias, Init};
 use crate::param::Param;
@@ -74,6 +74,7 @@ impl Layer for Linear {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("linear", inputs, 1)?;
         let n = self.batch(inputs[0].shape())?;
         let mut desc = GemmDesc::row_major(n, self.out_features, self.in_features);
         desc.trans_b = Transpose::Yes;
@@ -102,6 +103,7 @@ impl Layer for Linear {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("linear", inputs, dx, 1)?;
         let (n, i, o) = (
             self.batch(inputs[0].shape())?,
             self.in_features,
@@ -147,7 +149,7 @@ impl Layer for Linear {
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> Flops {
-        let n = inputs[0].first().copied().unwrap_or(0);
+        let n = inputs.first().and_then(|s| s.first()).copied().unwrap_or(0);
         let mac = (n * self.in_features * self.out_features) as f64;
         Flops {
             forward: 2.0 * mac,

@@ -123,6 +123,21 @@ pub trait Layer: Send {
     fn set_layout(&mut self, _layout: Layout) {}
 }
 
+/// Checks that a backward pass got `n` inputs and `n` gradient slots (the graph always
+/// passes them; a direct call of a layer may not).
+pub(crate) fn expect_backward(
+    kind: &str,
+    inputs: &[&Tensor],
+    dx: &[Option<&mut [f32]>],
+    n: usize,
+) -> Result<()> {
+    expect_inputs(kind, inputs, n)?;
+    if dx.len() != n {
+        return Err(Error::shape(format!("{kind} input gradients"), n, dx.len()));
+    }
+    Ok(())
+}
+
 /// Checks that a layer got exactly `n` inputs.
 pub(crate) fn expect_inputs<T: ?Sized>(kind: &str, inputs: &[&T], n: usize) -> Result<()> {
     if inputs.len() != n {

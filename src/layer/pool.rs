@@ -1,6 +1,6 @@
 //! Pooling layers: max (with argmax for backward), average and global average.
 
-use super::{expect_inputs, image_shape, Context, Layer};
+use super::{expect_backward, expect_inputs, image_shape, Context, Layer};
 use crate::error::Result;
 use crate::tensor::Tensor;
 use axonal_kernels::pool::{
@@ -77,6 +77,7 @@ impl Layer for MaxPool2d {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("max_pool2d", inputs, 1)?;
         let desc = self.window.desc("max_pool2d", inputs[0].shape())?;
         self.argmax.resize(y.len(), 0);
         max_pool2d_forward(
@@ -97,6 +98,7 @@ impl Layer for MaxPool2d {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("max_pool2d", inputs, dx, 1)?;
         if let Some(dx) = dx[0].as_deref_mut() {
             let desc = self.window.desc("max_pool2d", inputs[0].shape())?;
             max_pool2d_backward(&desc, dy, &self.argmax, dx, ctx.par)?;
@@ -149,6 +151,7 @@ impl Layer for AvgPool2d {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("avg_pool2d", inputs, 1)?;
         let desc = self.window.desc("avg_pool2d", inputs[0].shape())?;
         avg_pool2d_forward(
             &desc,
@@ -168,6 +171,7 @@ impl Layer for AvgPool2d {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("avg_pool2d", inputs, dx, 1)?;
         if let Some(dx) = dx[0].as_deref_mut() {
             let desc = self.window.desc("avg_pool2d", inputs[0].shape())?;
             avg_pool2d_backward(&desc, self.count_include_pad, dy, dx, ctx.par)?;
@@ -212,6 +216,7 @@ impl Layer for GlobalAvgPool {
     }
 
     fn forward(&mut self, ctx: &Context, inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
+        expect_inputs("global_avg_pool", inputs, 1)?;
         let desc = self.desc(inputs[0].shape())?;
         global_avg_pool2d_forward(&desc, inputs[0].data(), y.data_mut(), ctx.par)?;
         Ok(())
@@ -225,6 +230,7 @@ impl Layer for GlobalAvgPool {
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
+        expect_backward("global_avg_pool", inputs, dx, 1)?;
         if let Some(dx) = dx[0].as_deref_mut() {
             let desc = self.desc(inputs[0].shape())?;
             global_avg_pool2d_backward(&desc, dy, dx, ctx.par)?;

@@ -5,7 +5,7 @@ use crate::timing::median;
 use axonal::data::{Augment, Dataset};
 use axonal::models::{self, MODEL_NAMES};
 use axonal::optim::{Method, Optimizer};
-use axonal::train::Batch;
+use axonal::train::{apply_loss, Batch};
 use axonal::{Context, Graph, Loss, Rng};
 use axonal_kernels::arch::Isa;
 use axonal_kernels::optim::{Adam, Sgd};
@@ -54,7 +54,7 @@ struct Measured {
     step_seconds: Vec<f64>,
     loss_seconds: f64,
     optimizer_seconds: f64,
-    /// (name, category, start, seconds) of the loss and optimizer phases, for traces.
+    /// (name, start, seconds) of the loss and optimizer phases, for traces.
     extra_events: Vec<(&'static str, f64, f64)>,
 }
 
@@ -147,8 +147,6 @@ fn measure(
     let mut batch = Batch::default();
     let indices: Vec<usize> = (0..args.batch).map(|i| i % data.len()).collect();
     let augment = Augment::default();
-    let targets: Vec<f32> = Vec::with_capacity(args.batch);
-    let mut targets = targets;
     let (mut loss_seconds, mut optimizer_seconds) = (0.0, 0.0);
     let mut extra_events = Vec::new();
     let mut step_seconds = Vec::with_capacity(args.steps);
@@ -163,20 +161,11 @@ fn measure(
             let origin = graph.timing_origin();
             let start = Instant::now();
             let input = graph.input_mut(indices.len())?;
-            data.fill(&indices, input, &mut batch.labels, &augment, &mut rng);
+            data.fill(&indices, input, &mut batch.labels, &augment, &mut rng)?;
             graph.forward(ctx)?;
             if !args.inference {
                 let loss_start = Instant::now();
-                let (output, grad) = graph.output_and_grad();
-                let target = match loss {
-                    Loss::SoftmaxCrossEntropy => axonal::Target::Labels(&batch.labels),
-                    _ => {
-                        targets.clear();
-                        targets.extend(batch.labels.iter().map(|&l| l as f32));
-                        axonal::Target::Values(&targets)
-                    }
-                };
-                loss.forward_backward(output, target, grad, ctx.par)?;
+                apply_loss(graph, loss, &mut batch, ctx.par)?;
                 let loss_end = Instant::now();
                 graph.backward(ctx)?;
                 let optimizer_start = Instant::now();

@@ -53,6 +53,15 @@ impl Isa {
         }
     }
 
+    /// f32 values in one vector of the path: 8 (AVX2), 4 (the `wide` path), 1 (scalar).
+    pub fn f32_lanes(self) -> usize {
+        match self {
+            Isa::Avx2 => 8,
+            Isa::Neon => 4,
+            Isa::Scalar => 1,
+        }
+    }
+
     /// Whether this CPU can run the path.
     pub fn is_available(self) -> bool {
         match self {

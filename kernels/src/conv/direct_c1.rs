@@ -421,11 +421,7 @@ pub(super) fn backward_weights(
     par: Parallelism,
 ) {
     let taps = plan.geometry.taps();
-    let lanes = match isa {
-        Isa::Avx2 => 8,
-        Isa::Neon => 4,
-        Isa::Scalar => 1,
-    };
+    let lanes = isa.f32_lanes();
     let k = plan.desc.out_channels;
     let vectors = k.div_ceil(lanes);
     let part = vectors.div_ceil(par.threads()).max(1) * lanes;

@@ -1,6 +1,6 @@
 //! The descriptor of a batch-normalization call.
 
-use crate::error::{check_finite, product, KernelError, Result};
+use crate::error::{check_exact, check_finite, product, KernelError, Result};
 use crate::layout::Layout;
 
 /// Batch normalization over `batch × channels × spatial` values, one statistic per
@@ -58,6 +58,38 @@ impl BatchNormDesc {
             "batch-norm input",
             &[self.batch, self.channels, self.spatial],
         )?;
+        Ok(())
+    }
+
+    /// Validates the descriptor, then that each activation-sized slice holds `len()`
+    /// values and each per-channel slice `channels` values (`what` names each one).
+    pub fn check_lengths(
+        &self,
+        activations: &[(&'static str, usize)],
+        per_channel: &[(&'static str, usize)],
+    ) -> Result<()> {
+        self.validate()?;
+        for &(what, len) in activations {
+            check_exact(what, self.len(), len)?;
+        }
+        for &(what, len) in per_channel {
+            check_exact(what, self.channels, len)?;
+        }
+        Ok(())
+    }
+
+    /// What training mode needs on top of [`check_lengths`](Self::check_lengths): a
+    /// finite momentum and more than one value per channel (PyTorch: "Expected more than
+    /// 1 value per channel when training").
+    pub fn check_training(&self, momentum: f32) -> Result<()> {
+        check_finite("batch-norm momentum", momentum)?;
+        let count = self.count_per_channel();
+        if count < 2 {
+            return Err(KernelError::invalid(
+                "batch-norm batch",
+                format!("expected more than 1 value per channel when training, got {count}"),
+            ));
+        }
         Ok(())
     }
 

@@ -53,13 +53,12 @@ mod plan;
 pub use desc::BatchNormDesc;
 
 use crate::arch::Isa;
-use crate::error::{check_exact, check_finite, KernelError, Result};
+use crate::error::{check_exact, Result};
 use crate::parallel::Parallelism;
 use backward::Backward;
 use forward::{Inference, Training};
 
-/// Checks the ISA, the parallelism, the descriptor, the activation-sized slices and the
-/// per-channel slices.
+/// Checks the ISA, the parallelism, the descriptor and the slice lengths.
 fn check_call(
     isa: Isa,
     desc: &BatchNormDesc,
@@ -69,14 +68,7 @@ fn check_call(
 ) -> Result<()> {
     isa.check_available()?;
     par.validate()?;
-    desc.validate()?;
-    for &(what, len) in activations {
-        check_exact(what, desc.len(), len)?;
-    }
-    for &(what, len) in per_channel {
-        check_exact(what, desc.channels, len)?;
-    }
-    Ok(())
+    desc.check_lengths(activations, per_channel)
 }
 
 fn training_on(
@@ -100,14 +92,7 @@ fn training_on(
             ("batch-norm saved_inv_std", t.saved_inv_std.len()),
         ],
     )?;
-    check_finite("batch-norm momentum", t.momentum)?;
-    let count = desc.count_per_channel();
-    if count < 2 {
-        return Err(KernelError::invalid(
-            "batch-norm batch",
-            format!("expected more than 1 value per channel when training, got {count}"),
-        ));
-    }
+    desc.check_training(t.momentum)?;
     forward::training(isa, desc, t, relu, par);
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! Every update takes the 1-based step number `t` (PyTorch's `state["step"]` after its
 //! increment) so that bias corrections and first-step rules match PyTorch exactly.
 
-use crate::error::{check_finite, KernelError, Result};
+use crate::error::{check_exact, check_finite, KernelError, Result};
 
 /// `torch.optim.SGD`: with momentum μ, buf ← g on the first step, then
 /// buf ← μ·buf + (1 − dampening)·g; the step uses g + μ·buf (Nesterov) or buf.
@@ -185,6 +185,26 @@ fn non_negative(what: &'static str, value: f32) -> Result<()> {
             what,
             format!("must be >= 0, got {value}"),
         ));
+    }
+    Ok(())
+}
+
+/// Checks that the step number is 1-based.
+pub(crate) fn check_step(t: u64) -> Result<()> {
+    if t == 0 {
+        return Err(KernelError::invalid(
+            "optimizer step t",
+            "is 1-based (PyTorch's state[\"step\"] after its increment), got 0",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a state buffer: `len` long when the optimizer uses it, else empty or `len`
+/// long (and then left untouched).
+pub(crate) fn check_state(what: &'static str, used: bool, len: usize, got: usize) -> Result<()> {
+    if used || got != 0 {
+        check_exact(what, len, got)?;
     }
     Ok(())
 }

@@ -18,7 +18,7 @@
 
 mod adagrad;
 mod adam;
-mod hyper;
+pub(crate) mod hyper;
 mod rmsprop;
 mod sgd;
 mod sweep;
@@ -26,29 +26,10 @@ mod sweep;
 pub use hyper::{Adagrad, Adam, RmsProp, Sgd, WeightDecay};
 
 use crate::arch::Isa;
-use crate::error::{check_exact, KernelError, Result};
+use crate::error::{check_exact, Result};
 use crate::parallel::{for_each_item, Parallelism};
+use hyper::{check_state, check_step};
 use sweep::{cut, items, ITEM};
-
-/// Checks that the step number is 1-based.
-fn check_step(t: u64) -> Result<()> {
-    if t == 0 {
-        return Err(KernelError::invalid(
-            "optimizer step t",
-            "is 1-based (PyTorch's state[\"step\"] after its increment), got 0",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a state buffer: `len` long when the optimizer uses it, else empty or `len`
-/// long (and then left untouched).
-fn check_state(what: &'static str, used: bool, len: usize, got: usize) -> Result<()> {
-    if used || got != 0 {
-        check_exact(what, len, got)?;
-    }
-    Ok(())
-}
 
 fn check_call(isa: Isa, par: Parallelism, t: u64) -> Result<()> {
     isa.check_available()?;

@@ -51,12 +51,7 @@ pub fn measure_fma_peak(threads: usize, config: ProbeConfig) -> f64 {
 }
 
 fn flops_per_iteration(isa: Isa) -> f64 {
-    let lanes = match isa {
-        Isa::Avx2 => 8,
-        Isa::Neon => 4,
-        Isa::Scalar => 1,
-    };
-    (CHAINS * lanes * 2) as f64
+    (CHAINS * isa.f32_lanes() * 2) as f64
 }
 
 fn run_block(isa: Isa, iterations: u64) -> f32 {

@@ -3,7 +3,7 @@
 //! The public functions check their inputs, widen them to f64 and call the f64 cores
 //! below, which the unit tests also differentiate numerically.
 
-use crate::error::{check_exact, check_finite, KernelError, Result};
+use crate::error::Result;
 use crate::norm::BatchNormDesc;
 
 /// Offsets of every value of channel `c`, image by image.
@@ -87,22 +87,6 @@ fn backward(
     (dx, dgamma, dbeta)
 }
 
-/// Checks the descriptor, the activation-sized slices and the per-channel slices.
-fn check_sizes(
-    desc: &BatchNormDesc,
-    activations: &[(&'static str, usize)],
-    per_channel: &[(&'static str, usize)],
-) -> Result<()> {
-    desc.validate()?;
-    for &(what, len) in activations {
-        check_exact(what, desc.len(), len)?;
-    }
-    for &(what, len) in per_channel {
-        check_exact(what, desc.channels, len)?;
-    }
-    Ok(())
-}
-
 /// Training-mode forward: normalizes each channel with the batch's own mean and biased
 /// variance, y = gamma·(x − mean)/√(var + eps) + beta, and updates the running
 /// statistics as PyTorch does, running_mean ← (1 − momentum)·running_mean +
@@ -131,8 +115,7 @@ pub fn batch_norm_forward_training(
     saved_mean: &mut [f32],
     saved_inv_std: &mut [f32],
 ) -> Result<()> {
-    check_sizes(
-        desc,
+    desc.check_lengths(
         &[("batch-norm x", x.len()), ("batch-norm y", y.len())],
         &[
             ("batch-norm gamma", gamma.len()),
@@ -143,14 +126,8 @@ pub fn batch_norm_forward_training(
             ("batch-norm saved_inv_std", saved_inv_std.len()),
         ],
     )?;
-    check_finite("batch-norm momentum", momentum)?;
+    desc.check_training(momentum)?;
     let count = desc.count_per_channel();
-    if count < 2 {
-        return Err(KernelError::invalid(
-            "batch-norm batch",
-            format!("expected more than 1 value per channel when training, got {count}"),
-        ));
-    }
     let x = widen(x);
     let moments = channel_moments(desc, &x);
     let mean: Vec<f64> = moments.iter().map(|&(mean, _)| mean).collect();
@@ -187,8 +164,7 @@ pub fn batch_norm_forward_inference(
     running_var: &[f32],
     y: &mut [f32],
 ) -> Result<()> {
-    check_sizes(
-        desc,
+    desc.check_lengths(
         &[("batch-norm x", x.len()), ("batch-norm y", y.len())],
         &[
             ("batch-norm gamma", gamma.len()),
@@ -237,8 +213,7 @@ pub fn batch_norm_backward(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) -> Result<()> {
-    check_sizes(
-        desc,
+    desc.check_lengths(
         &[
             ("batch-norm x", x.len()),
             ("batch-norm dy", dy.len()),
@@ -269,6 +244,7 @@ pub fn batch_norm_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::KernelError;
     use crate::layout::Layout;
 
     /// Deterministic values spread over [−scale, scale].

@@ -8,28 +8,9 @@
 //! f64 from the f32 parameter, gradient and state; the new parameter and state are
 //! stored as f32.
 
-use crate::error::{check_exact, KernelError, Result};
+use crate::error::{check_exact, Result};
+use crate::optim::hyper::{check_state, check_step};
 use crate::optim::{Adagrad, Adam, RmsProp, Sgd, WeightDecay};
-
-/// Checks that the step number is 1-based.
-fn check_step(t: u64) -> Result<()> {
-    if t == 0 {
-        return Err(KernelError::invalid(
-            "optimizer step t",
-            "is 1-based (PyTorch's state[\"step\"] after its increment), got 0",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a state buffer: `len` long when the optimizer uses it, else empty or `len`
-/// long (and then left untouched).
-fn check_state(what: &'static str, used: bool, len: usize, got: usize) -> Result<()> {
-    if used || got != 0 {
-        check_exact(what, len, got)?;
-    }
-    Ok(())
-}
 
 /// One `torch.optim.SGD` step: g ← grad + weight_decay·p; with momentum μ,
 /// buf ← g at t = 1 and μ·buf + (1 − dampening)·g after, then g ← g + μ·buf (Nesterov)
