@@ -1,4 +1,4 @@
-//! The convolution (im2col + GEMM, and the direct one-channel kernels) against the
+//! The convolution (im2col + GEMM, Winograd, and the direct one-channel kernels) against the
 //! reference, on every ISA path: random descriptors (odd sizes, stride, padding,
 //! dilation, groups, 1×1), both layouts, several thread counts; backward-weights through
 //! a fused ReLU; bitwise determinism across threads; bad calls are errors.
@@ -186,6 +186,43 @@ proptest! {
         }
         check(&desc, Isa::detected(), Parallelism::Threads(threads), seed)?;
     }
+
+    #[test]
+    fn winograd_nhwc_matches_the_reference(
+        desc in winograd_descriptor(),
+        seed in any::<u64>(),
+        threads in 1usize..4,
+    ) {
+        for isa in Isa::available() {
+            check(&desc, isa, Parallelism::Sequential, seed)?;
+        }
+        check(&desc, Isa::detected(), Parallelism::Threads(threads), seed)?;
+    }
+}
+
+/// 3×3 stride-1 NHWC convolutions with at least 16 channels on each side: the Winograd
+/// path (where the outputs fill most of their 4×4 tiles), with outputs that end in
+/// partial tiles, every padding it takes, and channel counts that are not multiples of
+/// the vector width.
+fn winograd_descriptor() -> impl Strategy<Value = Conv2dDesc> {
+    let side = prop::sample::select(vec![4usize, 7, 8, 11, 12, 14, 15, 16]);
+    (
+        prop_oneof![0usize..4, Just(9)],
+        16usize..41,
+        16usize..41,
+        (side.clone(), side),
+        (0usize..3, 0usize..3),
+    )
+        .prop_filter_map(
+            "the kernel must fit in the padded input",
+            |(batch, c, k, (oh, ow), (ph, pw))| {
+                let (h, w) = ((oh + 2).checked_sub(2 * ph)?, (ow + 2).checked_sub(2 * pw)?);
+                let desc = Conv2dDesc::new(batch, c, [h, w], k, [3, 3])
+                    .padding([ph, pw])
+                    .layout(Layout::Nhwc);
+                desc.validate().ok().map(|_| desc)
+            },
+        )
 }
 
 /// One input channel, NHWC, kernels of 1, 4, 9, 16 and 25 taps (and some the direct
@@ -256,6 +293,10 @@ fn results_are_bitwise_identical_for_1_2_and_3_threads() {
             .groups(8)
             .stride([2, 2])
             .padding([1, 1]),
+        // 3×3 stride 1 in NHWC with 16+ channels: Winograd, blocks of images.
+        Conv2dDesc::new(5, 16, [11, 11], 24, [3, 3])
+            .padding([1, 1])
+            .layout(Layout::Nhwc),
         // One input channel in NHWC: the direct kernels.
         Conv2dDesc::new(6, 1, [28, 28], 32, [3, 3]).layout(Layout::Nhwc),
         Conv2dDesc::new(2, 1, [9, 7], 37, [5, 5])

@@ -2,7 +2,7 @@
 //! and group.
 
 use super::im2col::{col2im_nchw, col2im_nhwc, oihw_to_ohwi, ColumnBlock};
-use super::{gather_nchw_rows, Conv2dDesc, Plan};
+use super::{gather_nchw_rows, winograd, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::error::Result;
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
@@ -36,6 +36,10 @@ pub fn conv2d_backward_data_on(
     par.validate()?;
     let plan = Plan::new(desc, dx.len(), w.len(), dy.len())?;
     if dx.is_empty() {
+        return Ok(());
+    }
+    if winograd::applies_backward_data(&plan) {
+        winograd::backward_data(isa, &plan, dy, w, dx, par);
         return Ok(());
     }
     let (chunk_par, gemm_par) = plan.split(par);

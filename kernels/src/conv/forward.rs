@@ -2,7 +2,7 @@
 //! in its store.
 
 use super::im2col::{copy_run, im2col_nchw, oihw_to_ohwi, ColumnBlock};
-use super::{direct_c1, Conv2dDesc, Plan};
+use super::{direct_c1, winograd, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::eltwise::Activation;
 use crate::error::{check_exact, Result};
@@ -70,6 +70,10 @@ pub fn conv2d_forward_on(
     }
     if direct_c1::applies(&plan) {
         direct_c1::forward(isa, &plan, x, w, epilogue.bias, epilogue.activation, y, par);
+        return Ok(());
+    }
+    if winograd::applies_forward(&plan) {
+        winograd::forward(isa, &plan, x, w, epilogue.bias, epilogue.activation, y, par);
         return Ok(());
     }
     let (chunk_par, gemm_par) = plan.split(par);

@@ -118,12 +118,24 @@ fn check_fast_case(g: &Golden, layout: Layout, isa: Isa) {
     };
     fast::conv2d_forward_on(isa, &desc, &x, w, epilogue, &mut y, par).unwrap();
     let y = relayout(&y, yd, layout, Layout::Nchw);
-    assert_close_tol(&what("y"), &y, g.tensor("y"), FAST_REL, ABS_TOL);
+    assert_close_tol(
+        &what("y"),
+        &y,
+        g.tensor("y"),
+        FAST_REL,
+        normwise_abs(g.tensor("y")),
+    );
 
     let mut dx = vec![f32::NAN; xd.len()];
     fast::conv2d_backward_data_on(isa, &desc, &dy, w, &mut dx, par).unwrap();
     let dx = relayout(&dx, xd, layout, Layout::Nchw);
-    assert_close_tol(&what("dx"), &dx, g.tensor("dx"), FAST_REL, ABS_TOL);
+    assert_close_tol(
+        &what("dx"),
+        &dx,
+        g.tensor("dx"),
+        FAST_REL,
+        normwise_abs(g.tensor("dx")),
+    );
 
     let mut dw = vec![f32::NAN; w.len()];
     let mut db = vec![f32::NAN; desc.out_channels];
@@ -133,6 +145,16 @@ fn check_fast_case(g: &Golden, layout: Layout, isa: Isa) {
     if bias.is_some() {
         assert_close_tol(&what("db"), &db, g.tensor("db"), FAST_REL, ABS_TOL);
     }
+}
+
+/// The absolute tolerance of the forward and backward-data, relative to the tensor's
+/// largest value: 3×3 stride-1 NHWC layers with 16+ channels take Winograd's F(4×4, 3×3),
+/// whose error is bounded by the size of the values in a tile, not element by element
+/// (measured on conv2d_01's dx, scalar path: 1.0e-5 on an element of 3e-3, in a tensor
+/// whose largest value is 6.3).
+fn normwise_abs(expected: &[f32]) -> f64 {
+    let largest = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    ABS_TOL * f64::from(largest).max(1.0)
 }
 
 /// The fast path sums in f32 (PyTorch's vectors are exact to f32): conv2d_00's weight
