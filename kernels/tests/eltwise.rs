@@ -55,8 +55,10 @@ fn activation_bound(act: Activation, grad: bool) -> Bound {
         (Activation::Gelu, true) => bound(1.0, 1e-7),
         (Activation::GeluTanh, false) => bound(26.0, 1e-15),
         (Activation::GeluTanh, true) => bound(3.0, 7e-8),
-        (Activation::Elu { .. }, false) => bound(1.5, SUB),
-        (Activation::Elu { .. }, true) => bound(1.5, SUB),
+        // The dense sweep (alpha 1) measures 1 ulp; another alpha adds the product's
+        // rounding, and the f32 reference its own: 2.0 ulp seen (alpha 0.3, z = −0.3235).
+        (Activation::Elu { .. }, false) => bound(2.5, SUB),
+        (Activation::Elu { .. }, true) => bound(2.5, SUB),
         (Activation::Silu, false) => bound(2.5, NORMAL),
         (Activation::Silu, true) => bound(2.5, 4e-8),
     }

@@ -43,7 +43,7 @@
 //! | tanh activation / gradient | 1.99 / 2.63 ulp | 2.5 / 3 ulp + 2⁻¹⁴⁹ |
 //! | GELU (erf) / gradient | 5.49 ulp + 1e-10 / 0.19 ulp + 1e-7 | 6 ulp + 1e-10 / 1 ulp + 1e-7 |
 //! | GELU (tanh) / gradient | 24.5 ulp + 1e-15 / 1.41 ulp + 7e-8 | 26 ulp + 1e-15 / 3 ulp + 7e-8 |
-//! | ELU / gradient | 1.00 / 1.00 ulp | 1.5 ulp + 2⁻¹⁴⁹ |
+//! | ELU / gradient | 1.00 / 1.00 ulp (alpha 1; 2.0 with alpha 0.3) | 2.5 ulp + 2⁻¹⁴⁹ |
 //! | SiLU / gradient | 2.00 ulp / 1.66 ulp + 4e-8 | 2.5 ulp + 2⁻¹²⁶ / 2.5 ulp + 4e-8 |
 //!
 //! Where the absolute parts come from: 2⁻¹⁴⁹ and 2⁻¹²⁶ cover subnormal results (sigmoid
