@@ -7,7 +7,7 @@
 
 use super::direct_c1::OutputGradient;
 use super::im2col::{im2col_nchw, im2col_nhwc, ohwi_to_oihw, ColumnBlock};
-use super::{direct_c1, gather_nchw_rows, Conv2dDesc, Plan};
+use super::{direct_c1, gather_nchw_rows, winograd, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::error::{check_exact, Result};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
@@ -57,6 +57,8 @@ pub fn conv2d_backward_weights_on(
     }
     if desc.batch == 0 {
         dw.fill(0.0);
+    } else if winograd::applies_forward(&plan) {
+        winograd::backward_weights(isa, &plan, x, dy, dw, par);
     } else if plan.nchw() {
         weights_nchw(isa, &plan, x, dy, dw, par);
     } else {

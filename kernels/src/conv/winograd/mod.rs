@@ -1,6 +1,7 @@
-//! Winograd's F(4×4, 3×3) for 3×3, stride-1 convolutions in NHWC: the forward and the
+//! Winograd's F(4×4, 3×3) for 3×3, stride-1 convolutions in NHWC: the forward, the
 //! backward-data (a 3×3 stride-1 correlation too, of the padded output gradient with
-//! the flipped filters), at a quarter of the direct method's multiplications.
+//! the flipped filters) and the backward-weights (`weights.rs`), at a quarter of the
+//! direct method's multiplications.
 //!
 //! Per block of images: every 6×6 input tile (overlapping by 2, zero outside the image)
 //! goes to the transformed domain, channels innermost; then for each of the 36 points,
@@ -16,6 +17,9 @@
 //! on random data) and, against PyTorch, to 1e-5 of the tensor's largest value.
 
 mod transform;
+mod weights;
+
+pub(super) use weights::backward_weights;
 
 use super::Plan;
 use crate::arch::Isa;
@@ -80,6 +84,19 @@ struct Problem {
 }
 
 impl Problem {
+    /// The forward of `plan`.
+    fn forward(plan: &Plan) -> Problem {
+        let d = &plan.desc;
+        Problem {
+            batch: d.batch,
+            input: d.input,
+            channels: d.in_channels,
+            output: [plan.geometry.h.output, plan.geometry.w.output],
+            out_channels: d.out_channels,
+            padding: d.padding,
+        }
+    }
+
     /// Output tiles down and across an image.
     fn tiles(&self) -> [usize; 2] {
         self.output.map(|side| side.div_ceil(TILE))
@@ -112,14 +129,7 @@ pub(super) fn forward(
     par: Parallelism,
 ) {
     let d = &plan.desc;
-    let problem = Problem {
-        batch: d.batch,
-        input: d.input,
-        channels: d.in_channels,
-        output: [plan.geometry.h.output, plan.geometry.w.output],
-        out_channels: d.out_channels,
-        padding: d.padding,
-    };
+    let problem = Problem::forward(plan);
     let filters = Filters {
         w,
         outputs: d.out_channels,

@@ -55,6 +55,39 @@ pub(super) fn output<L: Lanes>(m: [L; ALPHA]) -> [L; TILE] {
     ]
 }
 
+/// A v: four output gradients to the transformed domain (the adjoint of [`output`]),
+/// for the weight gradient.
+#[inline(always)]
+pub(super) fn gradient<L: Lanes>(v: [L; TILE]) -> [L; ALPHA] {
+    let even = v[0] + v[2];
+    let odd = v[1] + v[3];
+    let even4 = v[2].mul_add(L::splat(4.0), v[0]);
+    let odd8 = v[3].mul_add(L::splat(4.0), v[1]) * L::splat(2.0);
+    [
+        v[0],
+        even + odd,
+        even - odd,
+        even4 + odd8,
+        even4 - odd8,
+        v[3],
+    ]
+}
+
+/// Gᵀ u: a transformed weight gradient back to three taps (the adjoint of [`filter`]).
+#[inline(always)]
+pub(super) fn filter_gradient(u: [f32; ALPHA]) -> [f32; TAPS] {
+    const SIXTH: f32 = 1.0 / 6.0;
+    let sum_12 = u[1] + u[2];
+    let diff_12 = u[2] - u[1];
+    let sum_34 = u[3] + u[4];
+    let diff_34 = u[3] - u[4];
+    [
+        u[0] * 0.25 - sum_12 * SIXTH + sum_34 * (1.0 / 24.0),
+        diff_12 * SIXTH + diff_34 * (1.0 / 12.0),
+        (sum_34 - sum_12) * SIXTH + u[5],
+    ]
+}
+
 /// G g: three filter taps to the transformed domain.
 #[inline(always)]
 fn filter(g: [f32; TAPS]) -> [f32; ALPHA] {
@@ -98,6 +131,11 @@ macro_rules! rows_then_columns {
 }
 pub(super) use rows_then_columns;
 
+/// Gᵀ u G: a 6×6 transformed weight gradient back to 3×3 taps.
+pub(super) fn filter_gradient_tile(u: &[[f32; ALPHA]; ALPHA]) -> [[f32; TAPS]; TAPS] {
+    rows_then_columns!(|a| u[a], filter_gradient, 0.0, ALPHA => TAPS)
+}
+
 /// G g Gᵀ: a 3×3 filter to the transformed domain.
 pub(super) fn filter_tile(g: &[[f32; TAPS]; TAPS]) -> [[f32; ALPHA]; ALPHA] {
     rows_then_columns!(|r| g[r], filter, 0.0, TAPS => ALPHA)
@@ -130,6 +168,10 @@ mod tests {
         [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
     ];
 
+    fn transposed<const N: usize, const R: usize>(m: &[[f64; N]; R]) -> [[f64; R]; N] {
+        std::array::from_fn(|j| std::array::from_fn(|i| m[i][j]))
+    }
+
     fn times<const N: usize, const R: usize>(m: &[[f64; N]; R], v: &[f32]) -> Vec<f64> {
         m.iter()
             .map(|row| row.iter().zip(v).map(|(c, &x)| c * f64::from(x)).sum())
@@ -137,6 +179,7 @@ mod tests {
     }
 
     fn close(got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {
             assert!(
                 (f64::from(*g) - w).abs() <= 1e-6 * (1.0 + w.abs()),
@@ -152,6 +195,9 @@ mod tests {
         close(&output(d), &times(&AT, &d));
         let g = [0.7f32, -0.2, 1.3];
         close(&filter(g), &times(&G, &g));
+        let v = [0.3f32, -1.7, 2.5, 0.9];
+        close(&gradient(v), &times(&transposed(&AT), &v));
+        close(&filter_gradient(d), &times(&transposed(&G), &d));
     }
 
     #[test]
