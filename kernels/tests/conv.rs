@@ -356,6 +356,12 @@ fn bad_calls_are_errors_not_panics() {
     // Both images in one chunk: their column matrices (27 rows × 9 pixels each), plus
     // the output regrouped for one GEMM (4 channels × 9 pixels each).
     assert_eq!(desc.workspace_len().unwrap(), 2 * 27 * 9 + 2 * 4 * 9);
+    // Winograd forward and backward-weights (4×4 outputs: one tile; the backward-data's
+    // 6×6 fills too little of its 8×8 tiles and stays with im2col): one image's 36
+    // transformed points of 16 + 16 channels, and the 36 transformed 16 × 16 filter
+    // matrices — more than im2col's 144 × 16 columns.
+    let winograd = Conv2dDesc::new(1, 16, [6, 6], 16, [3, 3]).layout(Layout::Nhwc);
+    assert_eq!(winograd.workspace_len().unwrap(), 36 * (16 + 16 + 16 * 16));
 }
 
 proptest! {

@@ -144,17 +144,20 @@ fn gather_nchw_rows(
 impl Conv2dDesc {
     /// Floats of the scratch memory one kernel thread keeps for a call of this shape (and
     /// reuses from call to call): the column matrix of a chunk of images, and for chunks
-    /// of several NCHW images the output (or gradient) regrouped for one GEMM. Pointwise
-    /// convolutions on single-image chunks need none.
+    /// of several NCHW images the output (or gradient) regrouped for one GEMM — or, for
+    /// the passes that take Winograd, a block's transformed tiles and the transformed
+    /// filters, whichever is larger. Pointwise convolutions on single-image chunks need
+    /// none.
     pub fn workspace_len(&self) -> Result<usize> {
         self.validate()?;
         let y_len = self.batch * self.out_channels * self.output_hw()?.iter().product::<usize>();
         let x_len = self.batch * self.in_channels * self.input[0] * self.input[1];
         let plan = Plan::new(self, x_len, self.weight_len(), y_len)?;
+        let winograd = winograd::workspace_len(&plan);
         let b = plan.images_per_chunk.max(plan.images_per_weight_chunk);
         let pixels = plan.geometry.output_pixels();
         if plan.geometry.is_pointwise() && b == 1 {
-            return Ok(0);
+            return Ok(winograd);
         }
         let columns = b * plan.taps_per_group() * pixels;
         let staging = if plan.nchw() && b > 1 {
@@ -162,6 +165,6 @@ impl Conv2dDesc {
         } else {
             0
         };
-        Ok(columns + staging)
+        Ok((columns + staging).max(winograd))
     }
 }

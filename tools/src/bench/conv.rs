@@ -129,7 +129,7 @@ pub fn run(args: &ConvArgs) -> Result<(), String> {
         );
         println!(
             "{:<32} {:>15} {:>15} {:>15} {:>9}  vs PyTorch (fwd+bwd, 1 thread)",
-            "layer", "forward", "backward-data", "backward-wts", "columns"
+            "layer", "forward", "backward-data", "backward-wts", "scratch"
         );
     }
     let mut rows = Vec::new();
@@ -199,7 +199,7 @@ pub fn run(args: &ConvArgs) -> Result<(), String> {
     if args.json {
         println!("{}", serde_json::Value::Array(rows));
     } else {
-        println!("(columns: the im2col buffer each thread keeps; PyTorch times from ../shared/ANCHORS.md, conv1's backward there is weights-only)");
+        println!("(scratch: what each thread keeps — im2col columns, or for NHWC 3×3 stride-1 layers Winograd's transformed tiles and filters; PyTorch times from ../shared/ANCHORS.md, conv1's backward there is weights-only)");
     }
     Ok(())
 }

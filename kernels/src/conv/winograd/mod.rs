@@ -72,6 +72,21 @@ fn applies(plan: &Plan, output: [usize; 2]) -> bool {
         && useful >= MIN_USEFUL_SHARE
 }
 
+/// Floats of scratch memory one thread keeps for the passes of `plan` that take this
+/// path (0 if none does).
+pub(super) fn workspace_len(plan: &Plan) -> usize {
+    let mut len = 0;
+    if applies_forward(plan) {
+        len = Problem::forward(plan)
+            .workspace_len()
+            .max(weights::workspace_len(plan));
+    }
+    if applies_backward_data(plan) {
+        len = len.max(Problem::backward_data(plan).workspace_len());
+    }
+    len
+}
+
 /// One 3×3 stride-1 correlation of NHWC images.
 #[derive(Clone, Copy)]
 struct Problem {
@@ -100,6 +115,36 @@ impl Problem {
     /// Output tiles down and across an image.
     fn tiles(&self) -> [usize; 2] {
         self.output.map(|side| side.div_ceil(TILE))
+    }
+
+    /// The backward-data of `plan`: dy padded by 2 − p, correlated with the flipped
+    /// filters.
+    fn backward_data(plan: &Plan) -> Problem {
+        let d = &plan.desc;
+        Problem {
+            batch: d.batch,
+            input: [plan.geometry.h.output, plan.geometry.w.output],
+            channels: d.out_channels,
+            output: d.input,
+            out_channels: d.in_channels,
+            padding: d.padding.map(|p| TAPS - 1 - p),
+        }
+    }
+
+    /// Images per block of [`run`] on `threads` threads: enough for [`TARGET_TILES`],
+    /// and at least one block per thread.
+    fn images_per_block(&self, threads: usize) -> usize {
+        TARGET_TILES
+            .div_ceil(self.tiles_per_image())
+            .min(self.batch.div_ceil(threads))
+            .max(1)
+    }
+
+    /// Floats of the buffers [`run`] keeps on one thread: a block's transformed input
+    /// tiles and products, and the transformed filters.
+    fn workspace_len(&self) -> usize {
+        let tiles = self.images_per_block(1) * self.tiles_per_image();
+        POINTS * (tiles * (self.channels + self.out_channels) + self.channels * self.out_channels)
     }
 
     fn tiles_per_image(&self) -> usize {
@@ -150,14 +195,7 @@ pub(super) fn backward_data(
     par: Parallelism,
 ) {
     let d = &plan.desc;
-    let problem = Problem {
-        batch: d.batch,
-        input: [plan.geometry.h.output, plan.geometry.w.output],
-        channels: d.out_channels,
-        output: d.input,
-        out_channels: d.in_channels,
-        padding: d.padding.map(|p| TAPS - 1 - p),
-    };
+    let problem = Problem::backward_data(plan);
     let filters = Filters {
         w,
         outputs: d.out_channels,
@@ -234,10 +272,7 @@ fn run(
     par: Parallelism,
 ) {
     let per_image = p.tiles_per_image();
-    let images = TARGET_TILES
-        .div_ceil(per_image)
-        .min(p.batch.div_ceil(par.threads()))
-        .max(1);
+    let images = p.images_per_block(par.threads());
     let (c, k) = (p.channels, p.out_channels);
     with_buffer(Buffer::Weights, POINTS * c * k, |u| {
         filters.transform(u);

@@ -38,7 +38,7 @@ pub(in crate::conv) fn backward_weights(
     let p = Problem::forward(plan);
     let (c, k) = (p.channels, p.out_channels);
     let per_image = p.tiles_per_image();
-    let images = TARGET_TILES.div_ceil(per_image).clamp(1, p.batch.max(1));
+    let images = images_per_block(&p);
     with_buffer(Buffer::Weights, POINTS * c * k, |sums| {
         for n0 in (0..p.batch).step_by(images) {
             let count = images.min(p.batch - n0);
@@ -77,6 +77,21 @@ pub(in crate::conv) fn backward_weights(
         }
         to_filters(sums, c, k, dw);
     });
+}
+
+/// Images per block: enough for [`TARGET_TILES`], from the shape alone.
+fn images_per_block(p: &Problem) -> usize {
+    TARGET_TILES
+        .div_ceil(p.tiles_per_image())
+        .clamp(1, p.batch.max(1))
+}
+
+/// Floats of the buffers [`backward_weights`] keeps: a block's transformed input and
+/// output-gradient tiles, and the 36 sums.
+pub(super) fn workspace_len(plan: &Plan) -> usize {
+    let p = Problem::forward(plan);
+    let tiles = images_per_block(&p) * p.tiles_per_image();
+    POINTS * (tiles * (p.channels + p.out_channels) + p.channels * p.out_channels)
 }
 
 /// `dw` (OIHW) from the 36 transformed sums (`C × K` each): Gᵀ Ŵ G per filter.
