@@ -398,6 +398,15 @@ impl Report {
             "",
             100.0 * (total_ms - accounted).max(0.0) / total_ms
         );
+        let beyond_peak = self.rows.iter().any(|r| {
+            r.flops > 0.0 && r.flops / ((r.fwd_ms + r.bwd_ms) * 1e-3) / 1e9 > self.peak_gflops
+        });
+        if beyond_peak || self.fraction_of_peak() > 1.0 {
+            println!(
+                "  (GFLOP/s count the direct method's multiply-adds; 3×3 stride-1 NHWC layers run \
+                 Winograd F(4×4, 3×3), which needs about a quarter of them, so they can pass the peak)"
+            );
+        }
     }
 
     fn json(&self) -> serde_json::Value {
