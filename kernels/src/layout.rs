@@ -52,9 +52,63 @@ impl Layout {
     }
 }
 
+/// Side of the square blocks [`transpose_images`] moves at a time: 16 × 16 floats, whose
+/// source rows and destination rows all stay in L1.
+const TRANSPOSE_BLOCK: usize = 16;
+
+/// Each `rows × cols` row-major matrix of `src` (one image: channels × pixels in NCHW,
+/// or pixels × channels in NHWC) transposed into `dst`, which is as long: NCHW images to
+/// NHWC with `rows` the channels, and back with `rows` the pixels.
+pub(crate) fn transpose_images(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let image = rows * cols;
+    if image == 0 {
+        return;
+    }
+    for (src, dst) in src.chunks_exact(image).zip(dst.chunks_exact_mut(image)) {
+        for i0 in (0..rows).step_by(TRANSPOSE_BLOCK) {
+            for j0 in (0..cols).step_by(TRANSPOSE_BLOCK) {
+                for i in i0..(i0 + TRANSPOSE_BLOCK).min(rows) {
+                    let row = &src[i * cols..][..cols];
+                    for j in j0..(j0 + TRANSPOSE_BLOCK).min(cols) {
+                        dst[j * rows + i] = row[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transposing_images_swaps_their_layout() {
+        let dims = Dims4 {
+            n: 2,
+            c: 3,
+            h: 5,
+            w: 7,
+        };
+        let nchw: Vec<f32> = (0..dims.len()).map(|i| i as f32).collect();
+        let mut nhwc = vec![0.0; dims.len()];
+        transpose_images(&nchw, dims.c, dims.h * dims.w, &mut nhwc);
+        for n in 0..dims.n {
+            for c in 0..dims.c {
+                for h in 0..dims.h {
+                    for w in 0..dims.w {
+                        assert_eq!(
+                            nhwc[Layout::Nhwc.index(dims, n, c, h, w)],
+                            nchw[Layout::Nchw.index(dims, n, c, h, w)]
+                        );
+                    }
+                }
+            }
+        }
+        let mut back = vec![0.0; dims.len()];
+        transpose_images(&nhwc, dims.h * dims.w, dims.c, &mut back);
+        assert_eq!(back, nchw);
+    }
 
     #[test]
     fn both_layouts_enumerate_every_offset_once() {

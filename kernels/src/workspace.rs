@@ -32,6 +32,7 @@ thread_local! {
     static COLUMNS: RefCell<AlignedBuffer> = RefCell::default();
     static WEIGHTS: RefCell<AlignedBuffer> = RefCell::default();
     static STAGING: RefCell<AlignedBuffer> = RefCell::default();
+    static RELAYOUT: RefCell<AlignedBuffer> = RefCell::default();
 }
 
 /// Which per-thread buffer to use: buffers of different kinds are live at the same time
@@ -48,6 +49,8 @@ pub(crate) enum Buffer {
     Weights,
     /// A convolution's output or gradient regrouped for a batched GEMM.
     Staging,
+    /// Images moved to another layout (NCHW to NHWC and back) for a kernel that reads one.
+    Relayout,
 }
 
 /// Runs `f` with this thread's buffer of kind `which`, holding at least `len` floats.
@@ -61,6 +64,7 @@ pub(crate) fn with_buffer<R>(which: Buffer, len: usize, f: impl FnOnce(&mut [f32
         Buffer::Columns => &COLUMNS,
         Buffer::Weights => &WEIGHTS,
         Buffer::Staging => &STAGING,
+        Buffer::Relayout => &RELAYOUT,
     };
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) => f(buffer.slice(len)),

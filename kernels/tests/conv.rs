@@ -200,10 +200,10 @@ proptest! {
     }
 }
 
-/// 3×3 stride-1 NHWC convolutions with at least 16 channels on each side: the Winograd
-/// path (where the outputs fill most of their 4×4 tiles), with outputs that end in
-/// partial tiles, every padding it takes, and channel counts that are not multiples of
-/// the vector width.
+/// 3×3 stride-1 convolutions with at least 16 channels on each side: the Winograd path
+/// (where the outputs fill most of their 4×4 tiles), in both layouts, with outputs that
+/// end in partial tiles, every padding it takes, and channel counts that are not
+/// multiples of the vector width.
 fn winograd_descriptor() -> impl Strategy<Value = Conv2dDesc> {
     let side = prop::sample::select(vec![4usize, 7, 8, 11, 12, 14, 15, 16]);
     (
@@ -212,14 +212,15 @@ fn winograd_descriptor() -> impl Strategy<Value = Conv2dDesc> {
         16usize..41,
         (side.clone(), side),
         (0usize..3, 0usize..3),
+        prop_oneof![Just(Layout::Nchw), Just(Layout::Nhwc)],
     )
         .prop_filter_map(
             "the kernel must fit in the padded input",
-            |(batch, c, k, (oh, ow), (ph, pw))| {
+            |(batch, c, k, (oh, ow), (ph, pw), layout)| {
                 let (h, w) = ((oh + 2).checked_sub(2 * ph)?, (ow + 2).checked_sub(2 * pw)?);
                 let desc = Conv2dDesc::new(batch, c, [h, w], k, [3, 3])
                     .padding([ph, pw])
-                    .layout(Layout::Nhwc);
+                    .layout(layout);
                 desc.validate().ok().map(|_| desc)
             },
         )
@@ -293,10 +294,11 @@ fn results_are_bitwise_identical_for_1_2_and_3_threads() {
             .groups(8)
             .stride([2, 2])
             .padding([1, 1]),
-        // 3×3 stride 1 in NHWC with 16+ channels: Winograd, blocks of images.
+        // 3×3 stride 1 with 16+ channels: Winograd, blocks of images, both layouts.
         Conv2dDesc::new(5, 16, [11, 11], 24, [3, 3])
             .padding([1, 1])
             .layout(Layout::Nhwc),
+        Conv2dDesc::new(5, 24, [11, 11], 16, [3, 3]).padding([1, 1]),
         // One input channel in NHWC: the direct kernels.
         Conv2dDesc::new(6, 1, [28, 28], 32, [3, 3]).layout(Layout::Nhwc),
         Conv2dDesc::new(2, 1, [9, 7], 37, [5, 5])
@@ -359,9 +361,15 @@ fn bad_calls_are_errors_not_panics() {
     // Winograd forward and backward-weights (4×4 outputs: one tile; the backward-data's
     // 6×6 fills too little of its 8×8 tiles and stays with im2col): one image's 36
     // transformed points of 16 + 16 channels, and the 36 transformed 16 × 16 filter
-    // matrices — more than im2col's 144 × 16 columns.
+    // matrices — more than im2col's 144 × 16 columns; in NCHW, plus the image (the
+    // larger of input and output) moved to NHWC.
     let winograd = Conv2dDesc::new(1, 16, [6, 6], 16, [3, 3]).layout(Layout::Nhwc);
     assert_eq!(winograd.workspace_len().unwrap(), 36 * (16 + 16 + 16 * 16));
+    let nchw = winograd.layout(Layout::Nchw);
+    assert_eq!(
+        nchw.workspace_len().unwrap(),
+        36 * (16 + 16 + 16 * 16) + 16 * 36
+    );
 }
 
 proptest! {

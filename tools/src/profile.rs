@@ -403,7 +403,7 @@ impl Report {
         });
         if beyond_peak || self.fraction_of_peak() > 1.0 {
             println!(
-                "  (GFLOP/s count the direct method's multiply-adds; 3×3 stride-1 NHWC layers run \
+                "  (GFLOP/s count the direct method's multiply-adds; 3×3 stride-1 layers with 16+ channels run \
                  Winograd F(4×4, 3×3), which needs about a quarter of them, so they can pass the peak)"
             );
         }

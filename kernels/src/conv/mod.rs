@@ -5,9 +5,9 @@
 //! forward `Y = W · col(X)` with bias and activation fused into the GEMM's store,
 //! backward-data `dX = col2im(Wᵀ · dY)`, backward-weights `dW = Σₙ dYₙ · col(Xₙ)ᵀ`.
 //! Pointwise convolutions (1×1, stride 1, no padding) use the image itself as the
-//! column matrix. 3×3 stride-1 layers in NHWC with 16+ channels take Winograd's
-//! F(4×4, 3×3) for the forward and the backward-data where their outputs fill the 4×4
-//! tiles well (`winograd/`). One-channel inputs in NHWC (a grayscale network's first
+//! column matrix. 3×3 stride-1 layers with 16+ channels take Winograd's F(4×4, 3×3)
+//! where their outputs fill the 4×4 tiles well (`winograd/`; NCHW images move to NHWC
+//! and back a block at a time). One-channel inputs in NHWC (a grayscale network's first
 //! layer) skip the shallow K = R·S GEMM for direct kernels (`direct_c1.rs`). Threads
 //! take whole images when the batch has enough of them, and the GEMMs' row and column
 //! blocks otherwise; sums never split, so results are bitwise identical for every

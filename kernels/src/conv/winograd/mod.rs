@@ -1,4 +1,4 @@
-//! Winograd's F(4×4, 3×3) for 3×3, stride-1 convolutions in NHWC: the forward, the
+//! Winograd's F(4×4, 3×3) for 3×3, stride-1 convolutions: the forward, the
 //! backward-data (a 3×3 stride-1 correlation too, of the padded output gradient with
 //! the flipped filters) and the backward-weights (`weights.rs`), at a quarter of the
 //! direct method's multiplications.
@@ -27,7 +27,7 @@ use crate::eltwise::dispatch::lanes_dispatch;
 use crate::eltwise::lanes::{load_n, store_n, Lanes};
 use crate::eltwise::{activate_slice_on, Activation};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout};
-use crate::layout::Layout;
+use crate::layout::{transpose_images, Layout};
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::{with_buffer, Buffer};
 use transform::{input, output, rows_then_columns, ALPHA, POINTS, TAPS, TILE};
@@ -47,7 +47,7 @@ const MIN_CHANNELS: usize = 16;
 const MIN_USEFUL_SHARE: f64 = 0.75;
 
 /// Whether the forward of a call takes this path: 3×3, stride 1, no dilation, one
-/// group, NHWC, padding at most 2 (so that the backward-data's own padding, 2 − p, is
+/// group, padding at most 2 (so that the backward-data's own padding, 2 − p, is
 /// not negative), enough channels, and an output that fills its tiles well.
 pub(super) fn applies_forward(plan: &Plan) -> bool {
     applies(plan, [plan.geometry.h.output, plan.geometry.w.output])
@@ -62,8 +62,7 @@ fn applies(plan: &Plan, output: [usize; 2]) -> bool {
     let d = &plan.desc;
     let tiled = output.map(|side| side.div_ceil(TILE) * TILE);
     let useful = (output[0] * output[1]) as f64 / (tiled[0] * tiled[1]).max(1) as f64;
-    d.layout == Layout::Nhwc
-        && d.kernel == [TAPS, TAPS]
+    d.kernel == [TAPS, TAPS]
         && d.stride == [1, 1]
         && d.dilation == [1, 1]
         && d.groups == 1
@@ -87,9 +86,12 @@ pub(super) fn workspace_len(plan: &Plan) -> usize {
     len
 }
 
-/// One 3×3 stride-1 correlation of NHWC images.
+/// One 3×3 stride-1 correlation of a batch of images.
 #[derive(Clone, Copy)]
 struct Problem {
+    /// Of the images read and written; the tile kernels work on NHWC, and NCHW images
+    /// are moved to it and back a block at a time.
+    layout: Layout,
     batch: usize,
     input: [usize; 2],
     channels: usize,
@@ -103,6 +105,7 @@ impl Problem {
     fn forward(plan: &Plan) -> Problem {
         let d = &plan.desc;
         Problem {
+            layout: d.layout,
             batch: d.batch,
             input: d.input,
             channels: d.in_channels,
@@ -122,6 +125,7 @@ impl Problem {
     fn backward_data(plan: &Plan) -> Problem {
         let d = &plan.desc;
         Problem {
+            layout: d.layout,
             batch: d.batch,
             input: [plan.geometry.h.output, plan.geometry.w.output],
             channels: d.out_channels,
@@ -141,10 +145,20 @@ impl Problem {
     }
 
     /// Floats of the buffers [`run`] keeps on one thread: a block's transformed input
-    /// tiles and products, and the transformed filters.
+    /// tiles and products, the transformed filters, and for NCHW the block in NHWC.
     fn workspace_len(&self) -> usize {
-        let tiles = self.images_per_block(1) * self.tiles_per_image();
+        let images = self.images_per_block(1);
+        let tiles = images * self.tiles_per_image();
         POINTS * (tiles * (self.channels + self.out_channels) + self.channels * self.out_channels)
+            + images * self.relayout_len()
+    }
+
+    /// Floats of one image moved to NHWC and back (NCHW only).
+    fn relayout_len(&self) -> usize {
+        match self.layout {
+            Layout::Nhwc => 0,
+            Layout::Nchw => self.input_len().max(self.output_len()),
+        }
     }
 
     fn tiles_per_image(&self) -> usize {
@@ -152,12 +166,20 @@ impl Problem {
         down * across
     }
 
+    fn input_pixels(&self) -> usize {
+        self.input[0] * self.input[1]
+    }
+
+    fn output_pixels(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
     fn input_len(&self) -> usize {
-        self.input[0] * self.input[1] * self.channels
+        self.input_pixels() * self.channels
     }
 
     fn output_len(&self) -> usize {
-        self.output[0] * self.output[1] * self.out_channels
+        self.output_pixels() * self.out_channels
     }
 }
 
@@ -284,7 +306,9 @@ fn run(
             with_buffer(Buffer::Columns, tiles * POINTS * c, |v| {
                 with_buffer(Buffer::Staging, tiles * POINTS * k, |m| {
                     let (v, m) = (&mut v[..tiles * POINTS * c], &mut m[..tiles * POINTS * k]);
-                    input_tiles(isa, p, x_block, v);
+                    as_nhwc(p.layout, x_block, c, p.input_pixels(), |x_block| {
+                        input_tiles(isa, p, x_block, v)
+                    });
                     // Point ξ's matrices are every tile's ξ-th row of C (or K) values.
                     let desc = GemmDesc {
                         a: MatrixLayout::row_major(POINTS * c),
@@ -306,7 +330,9 @@ fn run(
                         )
                         .expect("shapes derived from a validated plan");
                     }
-                    output_tiles(isa, p, m, bias, y_block);
+                    in_layout(p.layout, y_block, k, p.output_pixels(), |y_block| {
+                        output_tiles(isa, p, m, bias, y_block)
+                    });
                 });
             });
             if activation != Activation::Identity {
@@ -314,6 +340,42 @@ fn run(
             }
         });
     });
+}
+
+/// Runs `f` on `images` (of `channels × pixels` each) in NHWC: themselves, or NCHW ones
+/// moved to NHWC in this thread's relayout buffer.
+fn as_nhwc<R>(
+    layout: Layout,
+    images: &[f32],
+    channels: usize,
+    pixels: usize,
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
+    match layout {
+        Layout::Nhwc => f(images),
+        Layout::Nchw => with_buffer(Buffer::Relayout, images.len(), |nhwc| {
+            transpose_images(images, channels, pixels, nhwc);
+            f(nhwc)
+        }),
+    }
+}
+
+/// Runs `f` to write `images` (of `channels × pixels` each) as NHWC: into them, or into
+/// this thread's relayout buffer, then moved to NCHW.
+fn in_layout(
+    layout: Layout,
+    images: &mut [f32],
+    channels: usize,
+    pixels: usize,
+    f: impl FnOnce(&mut [f32]),
+) {
+    match layout {
+        Layout::Nhwc => f(images),
+        Layout::Nchw => with_buffer(Buffer::Relayout, images.len(), |nhwc| {
+            f(nhwc);
+            transpose_images(nhwc, pixels, channels, images);
+        }),
+    }
 }
 
 lanes_dispatch! {

@@ -13,7 +13,7 @@
 //! thread count.
 
 use super::transform::{self, gradient, rows_then_columns, ALPHA, POINTS, TAPS, TILE};
-use super::{input_tiles, inside, Problem};
+use super::{as_nhwc, input_tiles, inside, Problem};
 use crate::arch::Isa;
 use crate::conv::Plan;
 use crate::eltwise::dispatch::lanes_dispatch;
@@ -50,11 +50,15 @@ pub(in crate::conv) fn backward_weights(
                     let (v, z) = (&mut v[..tiles * POINTS * c], &mut z[..tiles * POINTS * k]);
                     for_each_chunk_mut(par, v, per_image * POINTS * c, |j, v_image| {
                         let image = &x_block[j * p.input_len()..][..p.input_len()];
-                        input_tiles(isa, &p, image, v_image);
+                        as_nhwc(p.layout, image, c, p.input_pixels(), |image| {
+                            input_tiles(isa, &p, image, v_image)
+                        });
                     });
                     for_each_chunk_mut(par, z, per_image * POINTS * k, |j, z_image| {
                         let image = &dy_block[j * p.output_len()..][..p.output_len()];
-                        gradient_tiles(isa, &p, image, z_image);
+                        as_nhwc(p.layout, image, k, p.output_pixels(), |image| {
+                            gradient_tiles(isa, &p, image, z_image)
+                        });
                     });
                     let (v, z) = (&*v, &*z);
                     // Point ξ: Vᵀ from every tile's ξ-th row of C values, Z likewise.
@@ -87,11 +91,12 @@ fn images_per_block(p: &Problem) -> usize {
 }
 
 /// Floats of the buffers [`backward_weights`] keeps: a block's transformed input and
-/// output-gradient tiles, and the 36 sums.
+/// output-gradient tiles, the 36 sums, and for NCHW an image in NHWC.
 pub(super) fn workspace_len(plan: &Plan) -> usize {
     let p = Problem::forward(plan);
     let tiles = images_per_block(&p) * p.tiles_per_image();
     POINTS * (tiles * (p.channels + p.out_channels) + p.channels * p.out_channels)
+        + p.relayout_len()
 }
 
 /// `dw` (OIHW) from the 36 transformed sums (`C × K` each): Gᵀ Ŵ G per filter.
