@@ -52,27 +52,44 @@ impl Layout {
     }
 }
 
-/// Side of the square blocks [`transpose_images`] moves at a time: 16 × 16 floats, whose
-/// source rows and destination rows all stay in L1.
-const TRANSPOSE_BLOCK: usize = 16;
+/// Side of the square blocks [`transpose_images`] moves at a time: 8 × 8 floats, read
+/// as eight runs and written as eight, which the compiler keeps in registers.
+const TRANSPOSE_BLOCK: usize = 8;
 
 /// Each `rows × cols` row-major matrix of `src` (one image: channels × pixels in NCHW,
 /// or pixels × channels in NHWC) transposed into `dst`, which is as long: NCHW images to
 /// NHWC with `rows` the channels, and back with `rows` the pixels.
 pub(crate) fn transpose_images(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = TRANSPOSE_BLOCK;
     let image = rows * cols;
     if image == 0 {
         return;
     }
+    let (full_rows, full_cols) = (rows - rows % B, cols - cols % B);
     for (src, dst) in src.chunks_exact(image).zip(dst.chunks_exact_mut(image)) {
-        for i0 in (0..rows).step_by(TRANSPOSE_BLOCK) {
-            for j0 in (0..cols).step_by(TRANSPOSE_BLOCK) {
-                for i in i0..(i0 + TRANSPOSE_BLOCK).min(rows) {
-                    let row = &src[i * cols..][..cols];
-                    for j in j0..(j0 + TRANSPOSE_BLOCK).min(cols) {
-                        dst[j * rows + i] = row[j];
+        for i0 in (0..full_rows).step_by(B) {
+            for j0 in (0..full_cols).step_by(B) {
+                let mut block = [[0.0f32; B]; B];
+                for (i, values) in block.iter_mut().enumerate() {
+                    *values = src[(i0 + i) * cols + j0..][..B]
+                        .try_into()
+                        .expect("B values");
+                }
+                for j in 0..B {
+                    let out: &mut [f32; B] = (&mut dst[(j0 + j) * rows + i0..][..B])
+                        .try_into()
+                        .expect("B values");
+                    for (slot, values) in out.iter_mut().zip(&block) {
+                        *slot = values[j];
                     }
                 }
+            }
+        }
+        // The ragged right and bottom edges, one element at a time.
+        for i in 0..rows {
+            let from = if i < full_rows { full_cols } else { 0 };
+            for j in from..cols {
+                dst[j * rows + i] = src[i * cols + j];
             }
         }
     }
@@ -84,9 +101,10 @@ mod tests {
 
     #[test]
     fn transposing_images_swaps_their_layout() {
+        // Whole 8 × 8 blocks and ragged edges both ways.
         let dims = Dims4 {
             n: 2,
-            c: 3,
+            c: 11,
             h: 5,
             w: 7,
         };
