@@ -1,4 +1,4 @@
-//! The convolution (im2col + GEMM, Winograd, and the direct one-channel kernels) against the
+//! The convolution (im2col + GEMM, Winograd, NCHW through NHWC, and the direct one-channel kernels) against the
 //! reference, on every ISA path: random descriptors (odd sizes, stride, padding,
 //! dilation, groups, 1×1), both layouts, several thread counts; backward-weights through
 //! a fused ReLU; bitwise determinism across threads; bad calls are errors.
@@ -188,7 +188,19 @@ proptest! {
     }
 
     #[test]
-    fn winograd_nhwc_matches_the_reference(
+    fn wide_nchw_matches_the_reference(
+        desc in wide_nchw_descriptor(),
+        seed in any::<u64>(),
+        threads in 1usize..4,
+    ) {
+        for isa in Isa::available() {
+            check(&desc, isa, Parallelism::Sequential, seed)?;
+        }
+        check(&desc, Isa::detected(), Parallelism::Threads(threads), seed)?;
+    }
+
+    #[test]
+    fn winograd_matches_the_reference(
         desc in winograd_descriptor(),
         seed in any::<u64>(),
         threads in 1usize..4,
@@ -221,6 +233,29 @@ fn winograd_descriptor() -> impl Strategy<Value = Conv2dDesc> {
                 let desc = Conv2dDesc::new(batch, c, [h, w], k, [3, 3])
                     .padding([ph, pw])
                     .layout(layout);
+                desc.validate().ok().map(|_| desc)
+            },
+        )
+}
+
+/// NCHW layers with 16+ input channels and small images, which run through the NHWC
+/// path where Winograd does not take them: any kernel, stride, padding and dilation.
+fn wide_nchw_descriptor() -> impl Strategy<Value = Conv2dDesc> {
+    (
+        prop_oneof![0usize..4, Just(9)],
+        16usize..25,
+        1usize..20,
+        (1usize..10, 1usize..10),
+        (1usize..4, 1usize..4),
+        (1usize..3, 0usize..3, 1usize..3),
+    )
+        .prop_filter_map(
+            "the dilated kernel must fit in the padded input",
+            |(batch, c, k, (h, w), (r, s), (stride, pad, dilation))| {
+                let desc = Conv2dDesc::new(batch, c, [h, w], k, [r, s])
+                    .stride([stride, stride])
+                    .padding([pad.min(r), pad.min(s)])
+                    .dilation([dilation, dilation]);
                 desc.validate().ok().map(|_| desc)
             },
         )
@@ -362,13 +397,14 @@ fn bad_calls_are_errors_not_panics() {
     // 6×6 fills too little of its 8×8 tiles and stays with im2col): one image's 36
     // transformed points of 16 + 16 channels, and the 36 transformed 16 × 16 filter
     // matrices — more than im2col's 144 × 16 columns; in NCHW, plus the image (the
-    // larger of input and output) moved to NHWC.
+    // larger of input and output) moved to NHWC, and for the backward-data, which runs
+    // through the NHWC path, its input and output moved (16 × 36 + 16 × 16).
     let winograd = Conv2dDesc::new(1, 16, [6, 6], 16, [3, 3]).layout(Layout::Nhwc);
     assert_eq!(winograd.workspace_len().unwrap(), 36 * (16 + 16 + 16 * 16));
     let nchw = winograd.layout(Layout::Nchw);
     assert_eq!(
         nchw.workspace_len().unwrap(),
-        36 * (16 + 16 + 16 * 16) + 16 * 36
+        36 * (16 + 16 + 16 * 16) + 16 * 36 + (16 * 36 + 16 * 16)
     );
 }
 

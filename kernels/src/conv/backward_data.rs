@@ -2,7 +2,7 @@
 //! and group.
 
 use super::im2col::{col2im_nchw, col2im_nhwc, oihw_to_ohwi, ColumnBlock};
-use super::{gather_nchw_rows, winograd, Conv2dDesc, Plan};
+use super::{gather_nchw_rows, relayout, winograd, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::error::Result;
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
@@ -41,6 +41,14 @@ pub fn conv2d_backward_data_on(
     if winograd::applies_backward_data(&plan) {
         winograd::backward_data(isa, &plan, dy, w, dx, par);
         return Ok(());
+    }
+    if relayout::applies(&plan) {
+        let ((input, output), nhwc) = (relayout::planes(&plan), relayout::nhwc(desc));
+        return relayout::with_nhwc(Buffer::Relayout, dy, desc.out_channels, output, par, |dy| {
+            relayout::into_nchw(dx, desc.in_channels, input, par, |dx| {
+                conv2d_backward_data_on(isa, &nhwc, dy, w, dx, par)
+            })
+        });
     }
     let (chunk_par, gemm_par) = plan.split(par);
     let b = plan.images_per_chunk;

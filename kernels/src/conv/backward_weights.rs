@@ -7,7 +7,7 @@
 
 use super::direct_c1::OutputGradient;
 use super::im2col::{im2col_nchw, im2col_nhwc, ohwi_to_oihw, ColumnBlock};
-use super::{direct_c1, gather_nchw_rows, winograd, Conv2dDesc, Plan};
+use super::{direct_c1, gather_nchw_rows, relayout, winograd, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::error::{check_exact, Result};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
@@ -51,6 +51,14 @@ pub fn conv2d_backward_weights_on(
         };
         direct_c1::backward_weights(isa, &plan, x, grad, dw, db, par);
         return Ok(());
+    }
+    if desc.batch > 0 && relayout::applies(&plan) && !winograd::applies_forward(&plan) {
+        let ((input, output), nhwc) = (relayout::planes(&plan), relayout::nhwc(desc));
+        return relayout::with_nhwc(Buffer::Relayout, x, desc.in_channels, input, par, |x| {
+            relayout::with_nhwc(Buffer::Staging, dy, desc.out_channels, output, par, |dy| {
+                conv2d_backward_weights_on(isa, &nhwc, x, dy, dw, db, par)
+            })
+        });
     }
     if let Some(db) = db {
         bias_gradient(&plan, dy, db, par);

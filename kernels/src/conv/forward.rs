@@ -2,7 +2,7 @@
 //! in its store.
 
 use super::im2col::{copy_run, im2col_nchw, oihw_to_ohwi, ColumnBlock};
-use super::{direct_c1, winograd, Conv2dDesc, Plan};
+use super::{direct_c1, relayout, winograd, Conv2dDesc, Plan};
 use crate::arch::Isa;
 use crate::eltwise::Activation;
 use crate::error::{check_exact, Result};
@@ -75,6 +75,14 @@ pub fn conv2d_forward_on(
     if winograd::applies_forward(&plan) {
         winograd::forward(isa, &plan, x, w, epilogue.bias, epilogue.activation, y, par);
         return Ok(());
+    }
+    if relayout::applies(&plan) {
+        let ((input, output), nhwc) = (relayout::planes(&plan), relayout::nhwc(desc));
+        return relayout::with_nhwc(Buffer::Relayout, x, desc.in_channels, input, par, |x| {
+            relayout::into_nchw(y, desc.out_channels, output, par, |y| {
+                conv2d_forward_on(isa, &nhwc, x, w, epilogue, y, par)
+            })
+        });
     }
     let (chunk_par, gemm_par) = plan.split(par);
     let b = plan.images_per_chunk;

@@ -7,11 +7,12 @@
 //! Pointwise convolutions (1×1, stride 1, no padding) use the image itself as the
 //! column matrix. 3×3 stride-1 layers with 16+ channels take Winograd's F(4×4, 3×3)
 //! where their outputs fill the 4×4 tiles well (`winograd/`; NCHW images move to NHWC
-//! and back a block at a time). One-channel inputs in NHWC (a grayscale network's first
-//! layer) skip the shallow K = R·S GEMM for direct kernels (`direct_c1.rs`). Threads
-//! take whole images when the batch has enough of them, and the GEMMs' row and column
-//! blocks otherwise; sums never split, so results are bitwise identical for every
-//! thread count.
+//! and back a block at a time). Other NCHW layers with 16+ input channels and small
+//! images run through the NHWC path (`relayout.rs`). One-channel inputs in NHWC (a
+//! grayscale network's first layer) skip the shallow K = R·S GEMM for direct kernels
+//! (`direct_c1.rs`). Threads take whole images when the batch has enough of them, and
+//! the GEMMs' row and column blocks otherwise; sums never split, so results are
+//! bitwise identical for every thread count.
 
 mod backward_data;
 mod backward_weights;
@@ -19,6 +20,7 @@ mod desc;
 mod direct_c1;
 mod forward;
 mod im2col;
+mod relayout;
 mod winograd;
 
 pub use backward_data::{conv2d_backward_data, conv2d_backward_data_on};
@@ -154,6 +156,12 @@ impl Conv2dDesc {
         let x_len = self.batch * self.in_channels * self.input[0] * self.input[1];
         let plan = Plan::new(self, x_len, self.weight_len(), y_len)?;
         let winograd = winograd::workspace_len(&plan);
+        if relayout::applies(&plan) {
+            // The passes Winograd leaves run through NHWC: that path's needs, plus the
+            // tensors moved.
+            let nhwc = relayout::nhwc(self).workspace_len()?;
+            return Ok(nhwc.max(winograd) + relayout::workspace_len(&plan));
+        }
         let b = plan.images_per_chunk.max(plan.images_per_weight_chunk);
         let pixels = plan.geometry.output_pixels();
         if plan.geometry.is_pointwise() && b == 1 {

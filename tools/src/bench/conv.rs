@@ -199,7 +199,7 @@ pub fn run(args: &ConvArgs) -> Result<(), String> {
     if args.json {
         println!("{}", serde_json::Value::Array(rows));
     } else {
-        println!("(scratch: what each thread keeps — im2col columns, or for 3×3 stride-1 layers Winograd's transformed tiles and filters (plus, in NCHW, a block moved to NHWC); PyTorch times from ../shared/ANCHORS.md, conv1's backward there is weights-only)");
+        println!("(scratch: what each thread keeps — im2col columns, or for 3×3 stride-1 layers Winograd's transformed tiles and filters (plus, in NCHW, what moves to NHWC); PyTorch times from ../shared/ANCHORS.md, conv1's backward there is weights-only)");
     }
     Ok(())
 }
