@@ -214,26 +214,30 @@ pub(super) fn run_grad_apply<L: Lanes, const RELU: bool>(
 }
 
 /// acc\[c\] += Σ x\[r, c\] over the rows of `x` (rows of `acc.len()` values). One
-/// vector of channels at a time down all the rows, in registers, two rows per step (the
-/// block is in L1/L2, so the strided walk costs no memory traffic).
+/// vector of channels at a time down all the rows, in registers, four rows per step in
+/// four independent sums (the block is in L1/L2, so the strided walk costs no memory
+/// traffic, and the add latency is hidden).
 #[inline(always)]
 pub(super) fn rows_sum<L: Lanes>(x: &[f32], acc: &mut [f32]) {
     let channels = acc.len();
     let rows = x.len() / channels;
+    let zero = L::splat(0.0);
     let mut at = 0;
     while at < channels {
         let k = L::LANES.min(channels - at);
-        let (mut a, mut b) = (load::<L>(acc, at, k), L::splat(0.0));
+        let mut sums = [load::<L>(acc, at, k), zero, zero, zero];
         let mut r = 0;
-        while r + 2 <= rows {
-            a = a + load::<L>(x, r * channels + at, k);
-            b = b + load::<L>(x, (r + 1) * channels + at, k);
-            r += 2;
+        while r + 4 <= rows {
+            for (i, sum) in sums.iter_mut().enumerate() {
+                *sum = *sum + load::<L>(x, (r + i) * channels + at, k);
+            }
+            r += 4;
         }
-        if r < rows {
-            a = a + load::<L>(x, r * channels + at, k);
+        while r < rows {
+            sums[0] = sums[0] + load::<L>(x, r * channels + at, k);
+            r += 1;
         }
-        store(a + b, acc, at, k);
+        store((sums[0] + sums[1]) + (sums[2] + sums[3]), acc, at, k);
         at += k;
     }
 }
@@ -255,25 +259,25 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
         let k = L::LANES.min(channels - at);
         // Padding lanes give d = 0 − 0 and are never stored.
         let s = load::<L>(shift, at, k);
-        let (mut a1, mut a2) = (load::<L>(s1, at, k), load::<L>(s2, at, k));
-        let (mut b1, mut b2) = (zero, zero);
+        let mut sums1 = [load::<L>(s1, at, k), zero, zero, zero];
+        let mut sums2 = [load::<L>(s2, at, k), zero, zero, zero];
         let mut r = 0;
-        while r + 2 <= rows {
-            let d = load::<L>(x, r * channels + at, k) - s;
-            let e = load::<L>(x, (r + 1) * channels + at, k) - s;
-            a1 = a1 + d;
-            a2 = d.mul_add(d, a2);
-            b1 = b1 + e;
-            b2 = e.mul_add(e, b2);
-            r += 2;
+        while r + 4 <= rows {
+            for (i, (a1, a2)) in sums1.iter_mut().zip(sums2.iter_mut()).enumerate() {
+                let d = load::<L>(x, (r + i) * channels + at, k) - s;
+                *a1 = *a1 + d;
+                *a2 = d.mul_add(d, *a2);
+            }
+            r += 4;
         }
-        if r < rows {
+        while r < rows {
             let d = load::<L>(x, r * channels + at, k) - s;
-            a1 = a1 + d;
-            a2 = d.mul_add(d, a2);
+            sums1[0] = sums1[0] + d;
+            sums2[0] = d.mul_add(d, sums2[0]);
+            r += 1;
         }
-        store(a1 + b1, s1, at, k);
-        store(a2 + b2, s2, at, k);
+        store((sums1[0] + sums1[1]) + (sums1[2] + sums1[3]), s1, at, k);
+        store((sums2[0] + sums2[1]) + (sums2[2] + sums2[3]), s2, at, k);
         at += k;
     }
 }
@@ -330,27 +334,32 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
     while at < channels {
         let k = L::LANES.min(channels - at);
         let m = load::<L>(mean, at, k);
-        let (mut a1, mut a2) = (load::<L>(sg, at, k), load::<L>(sgx, at, k));
-        let (mut b1, mut b2) = (zero, zero);
+        let mut sums_g = [load::<L>(sg, at, k), zero, zero, zero];
+        let mut sums_gx = [load::<L>(sgx, at, k), zero, zero, zero];
         let mut r = 0;
-        while r + 2 <= rows {
-            let (p, q) = (r * channels + at, (r + 1) * channels + at);
-            let g = gradient::<L, RELU>(dy, y, p, k);
-            let h = gradient::<L, RELU>(dy, y, q, k);
-            a1 = a1 + g;
-            a2 = g.mul_add(load::<L>(x, p, k) - m, a2);
-            b1 = b1 + h;
-            b2 = h.mul_add(load::<L>(x, q, k) - m, b2);
-            r += 2;
+        while r + 4 <= rows {
+            for (i, (a1, a2)) in sums_g.iter_mut().zip(sums_gx.iter_mut()).enumerate() {
+                let p = (r + i) * channels + at;
+                let g = gradient::<L, RELU>(dy, y, p, k);
+                *a1 = *a1 + g;
+                *a2 = g.mul_add(load::<L>(x, p, k) - m, *a2);
+            }
+            r += 4;
         }
-        if r < rows {
+        while r < rows {
             let p = r * channels + at;
             let g = gradient::<L, RELU>(dy, y, p, k);
-            a1 = a1 + g;
-            a2 = g.mul_add(load::<L>(x, p, k) - m, a2);
+            sums_g[0] = sums_g[0] + g;
+            sums_gx[0] = g.mul_add(load::<L>(x, p, k) - m, sums_gx[0]);
+            r += 1;
         }
-        store(a1 + b1, sg, at, k);
-        store(a2 + b2, sgx, at, k);
+        store((sums_g[0] + sums_g[1]) + (sums_g[2] + sums_g[3]), sg, at, k);
+        store(
+            (sums_gx[0] + sums_gx[1]) + (sums_gx[2] + sums_gx[3]),
+            sgx,
+            at,
+            k,
+        );
         at += k;
     }
 }
