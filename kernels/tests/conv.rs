@@ -154,6 +154,14 @@ fn check(desc: &Conv2dDesc, isa: Isa, par: Parallelism, seed: u64) -> Result<(),
     Ok(())
 }
 
+/// [`check`] on every ISA path, sequential, and on the detected path with `threads`.
+fn check_everywhere(desc: &Conv2dDesc, seed: u64, threads: usize) -> Result<(), TestCaseError> {
+    for isa in Isa::available() {
+        check(desc, isa, Parallelism::Sequential, seed)?;
+    }
+    check(desc, Isa::detected(), Parallelism::Threads(threads), seed)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 64,
@@ -181,10 +189,7 @@ proptest! {
         seed in any::<u64>(),
         threads in 1usize..4,
     ) {
-        for isa in Isa::available() {
-            check(&desc, isa, Parallelism::Sequential, seed)?;
-        }
-        check(&desc, Isa::detected(), Parallelism::Threads(threads), seed)?;
+        check_everywhere(&desc, seed, threads)?;
     }
 
     #[test]
@@ -193,10 +198,7 @@ proptest! {
         seed in any::<u64>(),
         threads in 1usize..4,
     ) {
-        for isa in Isa::available() {
-            check(&desc, isa, Parallelism::Sequential, seed)?;
-        }
-        check(&desc, Isa::detected(), Parallelism::Threads(threads), seed)?;
+        check_everywhere(&desc, seed, threads)?;
     }
 
     #[test]
@@ -205,10 +207,7 @@ proptest! {
         seed in any::<u64>(),
         threads in 1usize..4,
     ) {
-        for isa in Isa::available() {
-            check(&desc, isa, Parallelism::Sequential, seed)?;
-        }
-        check(&desc, Isa::detected(), Parallelism::Threads(threads), seed)?;
+        check_everywhere(&desc, seed, threads)?;
     }
 }
 

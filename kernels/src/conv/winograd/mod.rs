@@ -195,15 +195,17 @@ pub(super) fn forward(
     y: &mut [f32],
     par: Parallelism,
 ) {
-    let d = &plan.desc;
-    let problem = Problem::forward(plan);
-    let filters = Filters {
-        w,
-        outputs: d.out_channels,
-        inputs: d.in_channels,
-        flipped: false,
-    };
-    run(isa, &problem, x, filters, bias, activation, y, par);
+    let filters = Filters::of(plan, w, false);
+    run(
+        isa,
+        &Problem::forward(plan),
+        x,
+        filters,
+        bias,
+        activation,
+        y,
+        par,
+    );
 }
 
 /// dx = ∂L/∂x from dy for a call that [`applies_backward_data`]: the correlation of dy, padded by
@@ -216,14 +218,8 @@ pub(super) fn backward_data(
     dx: &mut [f32],
     par: Parallelism,
 ) {
-    let d = &plan.desc;
     let problem = Problem::backward_data(plan);
-    let filters = Filters {
-        w,
-        outputs: d.out_channels,
-        inputs: d.in_channels,
-        flipped: true,
-    };
+    let filters = Filters::of(plan, w, true);
     run(
         isa,
         &problem,
@@ -246,7 +242,17 @@ struct Filters<'a> {
     flipped: bool,
 }
 
-impl Filters<'_> {
+impl<'a> Filters<'a> {
+    /// The filters `w` of `plan`, flipped for the backward-data.
+    fn of(plan: &Plan, w: &'a [f32], flipped: bool) -> Self {
+        Filters {
+            w,
+            outputs: plan.desc.out_channels,
+            inputs: plan.desc.in_channels,
+            flipped,
+        }
+    }
+
     /// The filters transformed into `u`: for each of the 36 points, a row-major matrix
     /// with a row per input channel and a column per output channel of the correlation.
     fn transform(&self, u: &mut [f32]) {
