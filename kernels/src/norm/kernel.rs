@@ -213,32 +213,68 @@ pub(super) fn run_grad_apply<L: Lanes, const RELU: bool>(
     }
 }
 
-/// acc\[c\] += Σ x\[r, c\] over the rows of `x` (rows of `acc.len()` values). One
-/// vector of channels at a time down all the rows, in registers, four rows per step in
-/// four independent sums (the block is in L1/L2, so the strided walk costs no memory
-/// traffic, and the add latency is hidden).
+/// Vectors of channels a row walk carries at once: four vectors of accumulators (eight
+/// for the paired sums) stay in registers, and 32 channels are two cache lines, which
+/// the walk reads once each.
+const GROUP: usize = 4;
+
+/// The channel group of a row walk that starts at channel `at`.
+#[derive(Clone, Copy)]
+struct Group {
+    at: usize,
+    vectors: usize,
+    /// Lanes of the last vector.
+    last: usize,
+}
+
+impl Group {
+    #[inline(always)]
+    fn new<L: Lanes>(channels: usize, at: usize) -> Group {
+        let width = (GROUP * L::LANES).min(channels - at);
+        let vectors = width.div_ceil(L::LANES);
+        Group {
+            at,
+            vectors,
+            last: width - (vectors - 1) * L::LANES,
+        }
+    }
+
+    /// (first channel, lanes) of vector `v`.
+    #[inline(always)]
+    fn vector<L: Lanes>(&self, v: usize) -> (usize, usize) {
+        let lanes = if v + 1 == self.vectors {
+            self.last
+        } else {
+            L::LANES
+        };
+        (self.at + v * L::LANES, lanes)
+    }
+}
+
+/// acc\[c\] += Σ x\[r, c\] over the rows of `x` (rows of `acc.len()` values): a group
+/// of channel vectors at a time down all the rows, in registers (the block is in L2, and
+/// each of its cache lines is read once).
 #[inline(always)]
 pub(super) fn rows_sum<L: Lanes>(x: &[f32], acc: &mut [f32]) {
     let channels = acc.len();
     let rows = x.len() / channels;
-    let zero = L::splat(0.0);
-    let mut at = 0;
-    while at < channels {
-        let k = L::LANES.min(channels - at);
-        let mut sums = [load::<L>(acc, at, k), zero, zero, zero];
-        let mut r = 0;
-        while r + 4 <= rows {
-            for (i, sum) in sums.iter_mut().enumerate() {
-                *sum = *sum + load::<L>(x, (r + i) * channels + at, k);
+    for at in (0..channels).step_by(GROUP * L::LANES) {
+        let g = Group::new::<L>(channels, at);
+        let mut sums = [L::splat(0.0); GROUP];
+        for (v, sum) in sums.iter_mut().enumerate().take(g.vectors) {
+            let (i, k) = g.vector::<L>(v);
+            *sum = load::<L>(acc, i, k);
+        }
+        for r in 0..rows {
+            for (v, sum) in sums.iter_mut().enumerate().take(g.vectors) {
+                let (i, k) = g.vector::<L>(v);
+                *sum = *sum + load::<L>(x, r * channels + i, k);
             }
-            r += 4;
         }
-        while r < rows {
-            sums[0] = sums[0] + load::<L>(x, r * channels + at, k);
-            r += 1;
+        for (v, sum) in sums.iter().enumerate().take(g.vectors) {
+            let (i, k) = g.vector::<L>(v);
+            store(*sum, acc, i, k);
         }
-        store((sums[0] + sums[1]) + (sums[2] + sums[3]), acc, at, k);
-        at += k;
     }
 }
 
@@ -253,32 +289,30 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
 ) {
     let channels = shift.len();
     let rows = x.len() / channels;
-    let zero = L::splat(0.0);
-    let mut at = 0;
-    while at < channels {
-        let k = L::LANES.min(channels - at);
-        // Padding lanes give d = 0 − 0 and are never stored.
-        let s = load::<L>(shift, at, k);
-        let mut sums1 = [load::<L>(s1, at, k), zero, zero, zero];
-        let mut sums2 = [load::<L>(s2, at, k), zero, zero, zero];
-        let mut r = 0;
-        while r + 4 <= rows {
-            for (i, (a1, a2)) in sums1.iter_mut().zip(sums2.iter_mut()).enumerate() {
-                let d = load::<L>(x, (r + i) * channels + at, k) - s;
-                *a1 = *a1 + d;
-                *a2 = d.mul_add(d, *a2);
+    for at in (0..channels).step_by(GROUP * L::LANES) {
+        let g = Group::new::<L>(channels, at);
+        let zero = L::splat(0.0);
+        let (mut shifts, mut sums1, mut sums2) = ([zero; GROUP], [zero; GROUP], [zero; GROUP]);
+        for v in 0..g.vectors {
+            let (i, k) = g.vector::<L>(v);
+            // Padding lanes give d = 0 − 0 and are never stored.
+            shifts[v] = load::<L>(shift, i, k);
+            sums1[v] = load::<L>(s1, i, k);
+            sums2[v] = load::<L>(s2, i, k);
+        }
+        for r in 0..rows {
+            for v in 0..g.vectors {
+                let (i, k) = g.vector::<L>(v);
+                let d = load::<L>(x, r * channels + i, k) - shifts[v];
+                sums1[v] = sums1[v] + d;
+                sums2[v] = d.mul_add(d, sums2[v]);
             }
-            r += 4;
         }
-        while r < rows {
-            let d = load::<L>(x, r * channels + at, k) - s;
-            sums1[0] = sums1[0] + d;
-            sums2[0] = d.mul_add(d, sums2[0]);
-            r += 1;
+        for v in 0..g.vectors {
+            let (i, k) = g.vector::<L>(v);
+            store(sums1[v], s1, i, k);
+            store(sums2[v], s2, i, k);
         }
-        store((sums1[0] + sums1[1]) + (sums1[2] + sums1[3]), s1, at, k);
-        store((sums2[0] + sums2[1]) + (sums2[2] + sums2[3]), s2, at, k);
-        at += k;
     }
 }
 
@@ -329,38 +363,30 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
 ) {
     let channels = mean.len();
     let rows = x.len() / channels;
-    let zero = L::splat(0.0);
-    let mut at = 0;
-    while at < channels {
-        let k = L::LANES.min(channels - at);
-        let m = load::<L>(mean, at, k);
-        let mut sums_g = [load::<L>(sg, at, k), zero, zero, zero];
-        let mut sums_gx = [load::<L>(sgx, at, k), zero, zero, zero];
-        let mut r = 0;
-        while r + 4 <= rows {
-            for (i, (a1, a2)) in sums_g.iter_mut().zip(sums_gx.iter_mut()).enumerate() {
-                let p = (r + i) * channels + at;
-                let g = gradient::<L, RELU>(dy, y, p, k);
-                *a1 = *a1 + g;
-                *a2 = g.mul_add(load::<L>(x, p, k) - m, *a2);
+    for at in (0..channels).step_by(GROUP * L::LANES) {
+        let g = Group::new::<L>(channels, at);
+        let zero = L::splat(0.0);
+        let (mut means, mut sums_g, mut sums_gx) = ([zero; GROUP], [zero; GROUP], [zero; GROUP]);
+        for v in 0..g.vectors {
+            let (i, k) = g.vector::<L>(v);
+            means[v] = load::<L>(mean, i, k);
+            sums_g[v] = load::<L>(sg, i, k);
+            sums_gx[v] = load::<L>(sgx, i, k);
+        }
+        for r in 0..rows {
+            for v in 0..g.vectors {
+                let (i, k) = g.vector::<L>(v);
+                let p = r * channels + i;
+                let grad = gradient::<L, RELU>(dy, y, p, k);
+                sums_g[v] = sums_g[v] + grad;
+                sums_gx[v] = grad.mul_add(load::<L>(x, p, k) - means[v], sums_gx[v]);
             }
-            r += 4;
         }
-        while r < rows {
-            let p = r * channels + at;
-            let g = gradient::<L, RELU>(dy, y, p, k);
-            sums_g[0] = sums_g[0] + g;
-            sums_gx[0] = g.mul_add(load::<L>(x, p, k) - m, sums_gx[0]);
-            r += 1;
+        for v in 0..g.vectors {
+            let (i, k) = g.vector::<L>(v);
+            store(sums_g[v], sg, i, k);
+            store(sums_gx[v], sgx, i, k);
         }
-        store((sums_g[0] + sums_g[1]) + (sums_g[2] + sums_g[3]), sg, at, k);
-        store(
-            (sums_gx[0] + sums_gx[1]) + (sums_gx[2] + sums_gx[3]),
-            sgx,
-            at,
-            k,
-        );
-        at += k;
     }
 }
 
