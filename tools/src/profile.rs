@@ -346,10 +346,12 @@ impl Report {
             "layer", "kind", "output", "fwd ms", "bwd ms", "share", "GFLOP/s", "of peak / bw"
         );
         let total_ms = self.step_ms;
+        let mut beyond_peak = self.fraction_of_peak() > 1.0;
         for r in &self.rows {
             let ms = r.fwd_ms + r.bwd_ms;
             let (rate, fraction) = if r.flops > 0.0 {
                 let gflops = r.flops / (ms * 1e-3) / 1e9;
+                beyond_peak |= gflops > self.peak_gflops;
                 (
                     format!("{gflops:.1}"),
                     format!("{:.0}% peak", 100.0 * gflops / self.peak_gflops),
@@ -398,10 +400,7 @@ impl Report {
             "",
             100.0 * (total_ms - accounted).max(0.0) / total_ms
         );
-        let beyond_peak = self.rows.iter().any(|r| {
-            r.flops > 0.0 && r.flops / ((r.fwd_ms + r.bwd_ms) * 1e-3) / 1e9 > self.peak_gflops
-        });
-        if beyond_peak || self.fraction_of_peak() > 1.0 {
+        if beyond_peak {
             println!(
                 "  (GFLOP/s count the direct method's multiply-adds; 3×3 stride-1 layers with 16+ channels run \
                  Winograd F(4×4, 3×3), which needs about a quarter of them, so they can pass the peak)"

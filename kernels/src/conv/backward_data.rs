@@ -43,12 +43,7 @@ pub fn conv2d_backward_data_on(
         return Ok(());
     }
     if relayout::applies(&plan) {
-        let ((input, output), nhwc) = (relayout::planes(&plan), relayout::nhwc(desc));
-        return relayout::with_nhwc(Buffer::Relayout, dy, desc.out_channels, output, par, |dy| {
-            relayout::into_nchw(dx, desc.in_channels, input, par, |dx| {
-                conv2d_backward_data_on(isa, &nhwc, dy, w, dx, par)
-            })
-        });
+        return relayout::backward_data(isa, &plan, dy, w, dx, par);
     }
     let (chunk_par, gemm_par) = plan.split(par);
     let b = plan.images_per_chunk;

@@ -53,12 +53,7 @@ pub fn conv2d_backward_weights_on(
         return Ok(());
     }
     if desc.batch > 0 && relayout::applies(&plan) && !winograd::applies_forward(&plan) {
-        let ((input, output), nhwc) = (relayout::planes(&plan), relayout::nhwc(desc));
-        return relayout::with_nhwc(Buffer::Relayout, x, desc.in_channels, input, par, |x| {
-            relayout::with_nhwc(Buffer::Staging, dy, desc.out_channels, output, par, |dy| {
-                conv2d_backward_weights_on(isa, &nhwc, x, dy, dw, db, par)
-            })
-        });
+        return relayout::backward_weights(isa, &plan, x, dy, dw, db, par);
     }
     if let Some(db) = db {
         bias_gradient(&plan, dy, db, par);

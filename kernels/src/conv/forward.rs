@@ -77,12 +77,7 @@ pub fn conv2d_forward_on(
         return Ok(());
     }
     if relayout::applies(&plan) {
-        let ((input, output), nhwc) = (relayout::planes(&plan), relayout::nhwc(desc));
-        return relayout::with_nhwc(Buffer::Relayout, x, desc.in_channels, input, par, |x| {
-            relayout::into_nchw(y, desc.out_channels, output, par, |y| {
-                conv2d_forward_on(isa, &nhwc, x, w, epilogue, y, par)
-            })
-        });
+        return relayout::forward(isa, &plan, x, w, epilogue, y, par);
     }
     let (chunk_par, gemm_par) = plan.split(par);
     let b = plan.images_per_chunk;

@@ -7,6 +7,7 @@
 //! with the weights in OHWI order. Positions in the padding read as zero.
 
 use super::Conv2dDesc;
+use crate::layout::transpose_images;
 use std::ops::Range;
 
 /// One spatial axis: how output positions and kernel taps meet input positions.
@@ -273,26 +274,16 @@ fn walk_nhwc(
 }
 
 /// Reorders OIHW weights (`k × cg × R × S`) into OHWI (`k × R × S × cg`), the order of an
-/// NHWC column row.
+/// NHWC column row: each output channel's `cg × taps` block transposed.
 pub(crate) fn oihw_to_ohwi(w: &[f32], (k, cg, taps): (usize, usize, usize), out: &mut [f32]) {
-    for kk in 0..k {
-        for c in 0..cg {
-            for t in 0..taps {
-                out[(kk * taps + t) * cg + c] = w[(kk * cg + c) * taps + t];
-            }
-        }
-    }
+    let len = k * cg * taps;
+    transpose_images(&w[..len], cg, taps, &mut out[..len]);
 }
 
 /// The inverse of [`oihw_to_ohwi`].
 pub(crate) fn ohwi_to_oihw(w: &[f32], (k, cg, taps): (usize, usize, usize), out: &mut [f32]) {
-    for kk in 0..k {
-        for c in 0..cg {
-            for t in 0..taps {
-                out[(kk * cg + c) * taps + t] = w[(kk * taps + t) * cg + c];
-            }
-        }
-    }
+    let len = k * cg * taps;
+    transpose_images(&w[..len], taps, cg, &mut out[..len]);
 }
 
 #[cfg(test)]

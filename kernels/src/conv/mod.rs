@@ -159,7 +159,7 @@ impl Conv2dDesc {
         if relayout::applies(&plan) {
             // The passes Winograd leaves run through NHWC: that path's needs, plus the
             // tensors moved.
-            let nhwc = relayout::nhwc(self).workspace_len()?;
+            let nhwc = self.layout(Layout::Nhwc).workspace_len()?;
             return Ok(nhwc.max(winograd) + relayout::workspace_len(&plan));
         }
         let b = plan.images_per_chunk.max(plan.images_per_weight_chunk);

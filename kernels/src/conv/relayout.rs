@@ -1,5 +1,6 @@
 //! NCHW calls that run faster through NHWC: the images move to NHWC, the NHWC path runs,
-//! and the result moves back.
+//! and the result moves back. The moves themselves ([`as_nhwc`], [`written_as_nhwc`])
+//! also serve Winograd, whose tile kernels read and write NHWC.
 //!
 //! In NCHW each image is a GEMM operand of its own shape (channels × pixels), so small
 //! images make short, awkward GEMMs whose output has to be regrouped per image; in NHWC
@@ -11,7 +12,11 @@
 //! stride-2 layers (256 output pixels, 32×32 inputs) 16–18 → 18–19 ms and 2.1–2.9 →
 //! 5.2–6.4 ms (1×1).
 
-use super::{Conv2dDesc, Plan};
+use super::{
+    conv2d_backward_data_on, conv2d_backward_weights_on, conv2d_forward_on, ConvEpilogue, Plan,
+};
+use crate::arch::Isa;
+use crate::error::Result;
 use crate::layout::{transpose_images, Layout};
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::{with_buffer, Buffer};
@@ -22,6 +27,9 @@ const MIN_CHANNELS: usize = 16;
 
 /// Images with more output pixels than this stay in NCHW.
 const MAX_OUTPUT_PIXELS: usize = 144;
+
+/// Images one thread moves at a time.
+const IMAGES_PER_ITEM: usize = 4;
 
 /// Whether an NCHW call of `plan` (a pass that neither Winograd nor the direct kernels
 /// take, as the caller has checked) runs through NHWC: small images, 16+ channels.
@@ -34,53 +42,116 @@ pub(super) fn applies(plan: &Plan) -> bool {
         && plan.geometry.output_pixels() <= MAX_OUTPUT_PIXELS
 }
 
-/// The descriptor of the same call in NHWC.
-pub(super) fn nhwc(desc: &Conv2dDesc) -> Conv2dDesc {
-    desc.layout(Layout::Nhwc)
-}
-
-/// Sizes of one image's planes: (input pixels, output pixels).
-pub(super) fn planes(plan: &Plan) -> (usize, usize) {
-    (plan.geometry.input_pixels(), plan.geometry.output_pixels())
-}
-
 /// Floats of the buffers a call keeps: the input and the output in NHWC.
 pub(super) fn workspace_len(plan: &Plan) -> usize {
-    let (input, output) = planes(plan);
-    plan.desc.batch * (plan.desc.in_channels * input + plan.desc.out_channels * output)
+    let g = &plan.geometry;
+    plan.desc.batch
+        * (plan.desc.in_channels * g.input_pixels() + plan.desc.out_channels * g.output_pixels())
 }
 
-/// Runs `f` on an input-side tensor `src` (NCHW images of `channels` planes of
-/// `pixels`) moved to NHWC, in this thread's buffer of kind `buffer`.
-pub(super) fn with_nhwc<R>(
-    buffer: Buffer,
-    src: &[f32],
-    channels: usize,
-    pixels: usize,
+/// [`conv2d_forward_on`] of an NCHW `plan` that [`applies`], through NHWC.
+pub(super) fn forward(
+    isa: Isa,
+    plan: &Plan,
+    x: &[f32],
+    w: &[f32],
+    epilogue: ConvEpilogue<'_>,
+    y: &mut [f32],
+    par: Parallelism,
+) -> Result<()> {
+    let (d, g) = (&plan.desc, &plan.geometry);
+    let nhwc = d.layout(Layout::Nhwc);
+    let input = (Buffer::Relayout, d.in_channels, g.input_pixels());
+    let output = (Buffer::Staging, d.out_channels, g.output_pixels());
+    as_nhwc(Layout::Nchw, input, x, par, |x| {
+        written_as_nhwc(Layout::Nchw, output, y, par, |y| {
+            conv2d_forward_on(isa, &nhwc, x, w, epilogue, y, par)
+        })
+    })
+}
+
+/// [`conv2d_backward_data_on`] of an NCHW `plan` that [`applies`], through NHWC.
+pub(super) fn backward_data(
+    isa: Isa,
+    plan: &Plan,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    par: Parallelism,
+) -> Result<()> {
+    let (d, g) = (&plan.desc, &plan.geometry);
+    let nhwc = d.layout(Layout::Nhwc);
+    let gradient = (Buffer::Relayout, d.out_channels, g.output_pixels());
+    let input = (Buffer::Staging, d.in_channels, g.input_pixels());
+    as_nhwc(Layout::Nchw, gradient, dy, par, |dy| {
+        written_as_nhwc(Layout::Nchw, input, dx, par, |dx| {
+            conv2d_backward_data_on(isa, &nhwc, dy, w, dx, par)
+        })
+    })
+}
+
+/// [`conv2d_backward_weights_on`] of an NCHW `plan` that [`applies`], through NHWC.
+pub(super) fn backward_weights(
+    isa: Isa,
+    plan: &Plan,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    par: Parallelism,
+) -> Result<()> {
+    let (d, g) = (&plan.desc, &plan.geometry);
+    let nhwc = d.layout(Layout::Nhwc);
+    let input = (Buffer::Relayout, d.in_channels, g.input_pixels());
+    let gradient = (Buffer::Staging, d.out_channels, g.output_pixels());
+    as_nhwc(Layout::Nchw, input, x, par, |x| {
+        as_nhwc(Layout::Nchw, gradient, dy, par, |dy| {
+            conv2d_backward_weights_on(isa, &nhwc, x, dy, dw, db, par)
+        })
+    })
+}
+
+/// Where a tensor moves and its shape: the per-thread buffer it moves into, and the
+/// channels and pixels of each of its images.
+pub(super) type Planes = (Buffer, usize, usize);
+
+/// Runs `f` on `images` in NHWC: themselves when `layout` is NHWC, else (NCHW) moved to
+/// NHWC in this thread's buffer of the kind `planes` names, the images spread over
+/// `par`'s threads.
+pub(super) fn as_nhwc<R>(
+    layout: Layout,
+    (buffer, channels, pixels): Planes,
+    images: &[f32],
     par: Parallelism,
     f: impl FnOnce(&[f32]) -> R,
 ) -> R {
-    with_buffer(buffer, src.len(), |nhwc| {
-        move_images(src, channels, pixels, nhwc, par);
-        f(nhwc)
-    })
+    match layout {
+        Layout::Nhwc => f(images),
+        Layout::Nchw => with_buffer(buffer, images.len(), |nhwc| {
+            move_images(images, channels, pixels, nhwc, par);
+            f(nhwc)
+        }),
+    }
 }
 
-/// Runs `f` to write the output-side tensor `dst` (NCHW images of `channels` planes of
-/// `pixels`) as NHWC into this thread's staging buffer, then moves it to `dst`; what `f`
-/// returns is passed on (an error leaves `dst` untouched).
-pub(super) fn into_nchw<R, E>(
-    dst: &mut [f32],
-    channels: usize,
-    pixels: usize,
+/// Runs `f` to write `images` as NHWC: into them when `layout` is NHWC, else into this
+/// thread's buffer of the kind `planes` names, then moved to NCHW. What `f` returns is
+/// passed on; an error leaves `images` untouched.
+pub(super) fn written_as_nhwc<R, E>(
+    layout: Layout,
+    (buffer, channels, pixels): Planes,
+    images: &mut [f32],
     par: Parallelism,
-    f: impl FnOnce(&mut [f32]) -> Result<R, E>,
-) -> Result<R, E> {
-    with_buffer(Buffer::Staging, dst.len(), |nhwc| {
-        let result = f(nhwc)?;
-        move_images(nhwc, pixels, channels, dst, par);
-        Ok(result)
-    })
+    f: impl FnOnce(&mut [f32]) -> std::result::Result<R, E>,
+) -> std::result::Result<R, E> {
+    match layout {
+        Layout::Nhwc => f(images),
+        Layout::Nchw => with_buffer(buffer, images.len(), |nhwc| {
+            let result = f(nhwc)?;
+            move_images(nhwc, pixels, channels, images, par);
+            Ok(result)
+        }),
+    }
 }
 
 /// The images of `src` (each a `rows × cols` matrix) transposed into `dst`, the images
@@ -90,7 +161,6 @@ fn move_images(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], par: Para
     if image == 0 {
         return;
     }
-    const IMAGES_PER_ITEM: usize = 4;
     for_each_chunk_mut(par, dst, IMAGES_PER_ITEM * image, |i, dst| {
         let src = &src[i * IMAGES_PER_ITEM * image..][..dst.len()];
         transpose_images(src, rows, cols, dst);

@@ -21,15 +21,17 @@ mod weights;
 
 pub(super) use weights::backward_weights;
 
+use super::relayout::{as_nhwc, written_as_nhwc};
 use super::Plan;
 use crate::arch::Isa;
 use crate::eltwise::dispatch::lanes_dispatch;
 use crate::eltwise::lanes::{load_n, store_n, Lanes};
 use crate::eltwise::{activate_slice_on, Activation};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout};
-use crate::layout::{transpose_images, Layout};
+use crate::layout::Layout;
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::{with_buffer, Buffer};
+use std::convert::Infallible;
 use transform::{input, output, rows_then_columns, ALPHA, POINTS, TAPS, TILE};
 
 /// Tiles a block aims for: the rows of each of its 36 GEMMs.
@@ -115,11 +117,6 @@ impl Problem {
         }
     }
 
-    /// Output tiles down and across an image.
-    fn tiles(&self) -> [usize; 2] {
-        self.output.map(|side| side.div_ceil(TILE))
-    }
-
     /// The backward-data of `plan`: dy padded by 2 − p, correlated with the flipped
     /// filters.
     fn backward_data(plan: &Plan) -> Problem {
@@ -159,6 +156,11 @@ impl Problem {
             Layout::Nhwc => 0,
             Layout::Nchw => self.input_len().max(self.output_len()),
         }
+    }
+
+    /// Output tiles down and across an image.
+    fn tiles(&self) -> [usize; 2] {
+        self.output.map(|side| side.div_ceil(TILE))
     }
 
     fn tiles_per_image(&self) -> usize {
@@ -312,9 +314,14 @@ fn run(
             with_buffer(Buffer::Columns, tiles * POINTS * c, |v| {
                 with_buffer(Buffer::Staging, tiles * POINTS * k, |m| {
                     let (v, m) = (&mut v[..tiles * POINTS * c], &mut m[..tiles * POINTS * k]);
-                    as_nhwc(p.layout, x_block, c, p.input_pixels(), |x_block| {
-                        input_tiles(isa, p, x_block, v)
-                    });
+                    let planes = (Buffer::Relayout, c, p.input_pixels());
+                    as_nhwc(
+                        p.layout,
+                        planes,
+                        x_block,
+                        Parallelism::Sequential,
+                        |x_block| input_tiles(isa, p, x_block, v),
+                    );
                     // Point ξ's matrices are every tile's ξ-th row of C (or K) values.
                     let desc = GemmDesc {
                         a: MatrixLayout::row_major(POINTS * c),
@@ -336,8 +343,11 @@ fn run(
                         )
                         .expect("shapes derived from a validated plan");
                     }
-                    in_layout(p.layout, y_block, k, p.output_pixels(), |y_block| {
-                        output_tiles(isa, p, m, bias, y_block)
+                    let planes = (Buffer::Relayout, k, p.output_pixels());
+                    let seq = Parallelism::Sequential;
+                    let Ok(()) = written_as_nhwc(p.layout, planes, y_block, seq, |y_block| {
+                        output_tiles(isa, p, m, bias, y_block);
+                        Ok::<(), Infallible>(())
                     });
                 });
             });
@@ -346,42 +356,6 @@ fn run(
             }
         });
     });
-}
-
-/// Runs `f` on `images` (of `channels × pixels` each) in NHWC: themselves, or NCHW ones
-/// moved to NHWC in this thread's relayout buffer.
-fn as_nhwc<R>(
-    layout: Layout,
-    images: &[f32],
-    channels: usize,
-    pixels: usize,
-    f: impl FnOnce(&[f32]) -> R,
-) -> R {
-    match layout {
-        Layout::Nhwc => f(images),
-        Layout::Nchw => with_buffer(Buffer::Relayout, images.len(), |nhwc| {
-            transpose_images(images, channels, pixels, nhwc);
-            f(nhwc)
-        }),
-    }
-}
-
-/// Runs `f` to write `images` (of `channels × pixels` each) as NHWC: into them, or into
-/// this thread's relayout buffer, then moved to NCHW.
-fn in_layout(
-    layout: Layout,
-    images: &mut [f32],
-    channels: usize,
-    pixels: usize,
-    f: impl FnOnce(&mut [f32]),
-) {
-    match layout {
-        Layout::Nhwc => f(images),
-        Layout::Nchw => with_buffer(Buffer::Relayout, images.len(), |nhwc| {
-            f(nhwc);
-            transpose_images(nhwc, pixels, channels, images);
-        }),
-    }
 }
 
 lanes_dispatch! {

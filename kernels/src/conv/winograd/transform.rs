@@ -19,6 +19,9 @@ pub(super) const TAPS: usize = 3;
 /// Points of a transformed tile: one GEMM each.
 pub(super) const POINTS: usize = ALPHA * ALPHA;
 
+/// The ±1/6 entries of G (and Gᵀ).
+const SIXTH: f32 = 1.0 / 6.0;
+
 /// Bᵀ d: six inputs to the transformed domain, in 12 operations.
 #[inline(always)]
 pub(super) fn input<L: Lanes>(d: [L; ALPHA]) -> [L; ALPHA] {
@@ -76,7 +79,6 @@ pub(super) fn gradient<L: Lanes>(v: [L; TILE]) -> [L; ALPHA] {
 /// Gᵀ u: a transformed weight gradient back to three taps (the adjoint of [`filter`]).
 #[inline(always)]
 pub(super) fn filter_gradient(u: [f32; ALPHA]) -> [f32; TAPS] {
-    const SIXTH: f32 = 1.0 / 6.0;
     let sum_12 = u[1] + u[2];
     let diff_12 = u[2] - u[1];
     let sum_34 = u[3] + u[4];
@@ -91,7 +93,6 @@ pub(super) fn filter_gradient(u: [f32; ALPHA]) -> [f32; TAPS] {
 /// G g: three filter taps to the transformed domain.
 #[inline(always)]
 fn filter(g: [f32; TAPS]) -> [f32; ALPHA] {
-    const SIXTH: f32 = 1.0 / 6.0;
     let outer = g[0] + g[2];
     let even = g[0] * (1.0 / 24.0) + g[2] * SIXTH;
     let odd = g[1] * (1.0 / 12.0);

@@ -13,8 +13,9 @@
 //! thread count.
 
 use super::transform::{self, gradient, rows_then_columns, ALPHA, POINTS, TAPS, TILE};
-use super::{as_nhwc, input_tiles, inside, Problem};
+use super::{input_tiles, inside, Problem};
 use crate::arch::Isa;
+use crate::conv::relayout::as_nhwc;
 use crate::conv::Plan;
 use crate::eltwise::dispatch::lanes_dispatch;
 use crate::eltwise::lanes::{load_n, store_n, Lanes};
@@ -50,13 +51,15 @@ pub(in crate::conv) fn backward_weights(
                     let (v, z) = (&mut v[..tiles * POINTS * c], &mut z[..tiles * POINTS * k]);
                     for_each_chunk_mut(par, v, per_image * POINTS * c, |j, v_image| {
                         let image = &x_block[j * p.input_len()..][..p.input_len()];
-                        as_nhwc(p.layout, image, c, p.input_pixels(), |image| {
+                        let planes = (Buffer::Relayout, c, p.input_pixels());
+                        as_nhwc(p.layout, planes, image, Parallelism::Sequential, |image| {
                             input_tiles(isa, &p, image, v_image)
                         });
                     });
                     for_each_chunk_mut(par, z, per_image * POINTS * k, |j, z_image| {
                         let image = &dy_block[j * p.output_len()..][..p.output_len()];
-                        as_nhwc(p.layout, image, k, p.output_pixels(), |image| {
+                        let planes = (Buffer::Relayout, k, p.output_pixels());
+                        as_nhwc(p.layout, planes, image, Parallelism::Sequential, |image| {
                             gradient_tiles(isa, &p, image, z_image)
                         });
                     });
