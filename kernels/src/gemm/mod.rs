@@ -11,6 +11,7 @@ mod epilogue;
 mod microkernel;
 mod operand;
 mod pack;
+mod pack_avx2;
 mod store;
 
 pub use desc::{GemmDesc, MatrixLayout, Transpose};

@@ -6,7 +6,11 @@
 //! the image itself, so no column matrix is written and read back.
 
 use super::pack::{pack_panels, StridedMatrix};
+use super::pack_avx2::pack_six_rows;
 use crate::conv::Geometry;
+
+/// The tallest A micro-panel of any microkernel (the NEON kernel's 8 rows).
+const MAX_WIDTH: usize = 8;
 
 /// The A side of a GEMM.
 #[derive(Clone, Copy)]
@@ -50,45 +54,56 @@ impl ImageWindows<'_> {
     ) {
         let g = &self.geometry;
         let (pixels, cg, s_taps) = (g.output_pixels(), self.group_channels, g.taps[1]);
-        let panel_len = width * cn;
         for (q, panel) in out
-            .chunks_exact_mut(panel_len)
+            .chunks_exact_mut(width * cn)
             .take(rn.div_ceil(width))
             .enumerate()
         {
-            for i in 0..width {
-                let row = r0 + q * width + i;
-                if row >= r0 + rn {
-                    for p in 0..cn {
-                        panel[p * width + i] = 0.0;
-                    }
-                    continue;
-                }
-                let (n, pixel) = (row / pixels, row % pixels);
-                let (oh, ow) = (pixel / g.w.output, pixel % g.w.output);
+            let first = r0 + q * width;
+            let live = width.min(r0 + rn - first);
+            // Each live row's image and output position.
+            let row = |i: usize| {
+                let (n, pixel) = ((first + i) / pixels, (first + i) % pixels);
                 let image = &self.images[n * self.image_len..(n + 1) * self.image_len];
-                // Columns run tap by tap; within a tap, the group's channels are one
-                // contiguous run of the pixel.
-                let mut p = c0;
-                while p < c0 + cn {
-                    let (tap, c) = (p / cg, p % cg);
-                    let run = (cg - c).min(c0 + cn - p);
-                    let (r, s) = (tap / s_taps, tap % s_taps);
-                    let dst = (p - c0) * width + i;
-                    match (g.h.input_of(oh, r), g.w.input_of(ow, s)) {
-                        (Some(ih), Some(iw)) => {
-                            let at = (ih * g.w.input + iw) * self.channels + self.first_channel + c;
-                            for (j, &v) in image[at..at + run].iter().enumerate() {
-                                panel[dst + j * width] = v;
+                (image, pixel / g.w.output, pixel % g.w.output)
+            };
+            let rows: [_; MAX_WIDTH] = std::array::from_fn(|i| (i < live).then(|| row(i)));
+            // Columns run tap by tap; within a tap, the group's channels are one
+            // contiguous run of each row's pixel (None in the padding or past the end).
+            let mut p = c0;
+            while p < c0 + cn {
+                let (tap, c) = (p / cg, p % cg);
+                let run = (cg - c).min(c0 + cn - p);
+                let (r, s) = (tap / s_taps, tap % s_taps);
+                let source = |i: usize| {
+                    let (image, oh, ow) = rows[i]?;
+                    let (ih, iw) = (g.h.input_of(oh, r)?, g.w.input_of(ow, s)?);
+                    let at = (ih * g.w.input + iw) * self.channels + self.first_channel + c;
+                    Some(&image[at..at + run])
+                };
+                let dst = &mut panel[(p - c0) * width..][..run * width];
+                p += run;
+                if width == 6 && live == 6 {
+                    let six: [_; 6] = std::array::from_fn(source);
+                    if let [Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)] = six {
+                        if pack_six_rows([a, b, c, d, e, f], run, dst) {
+                            continue;
+                        }
+                    }
+                }
+                for i in 0..width {
+                    match source(i) {
+                        Some(values) => {
+                            for (j, &v) in values.iter().enumerate() {
+                                dst[j * width + i] = v;
                             }
                         }
-                        _ => {
+                        None => {
                             for j in 0..run {
-                                panel[dst + j * width] = 0.0;
+                                dst[j * width + i] = 0.0;
                             }
                         }
                     }
-                    p += run;
                 }
             }
         }

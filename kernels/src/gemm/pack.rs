@@ -6,6 +6,8 @@
 //! (`panel[p * nr + j]`). Rows or columns past the edge are zeros, so the microkernel
 //! always computes whole tiles and the store step drops the padding.
 
+use super::pack_avx2::pack_six_rows;
+
 /// A strided view of a matrix: element (i, j) at `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy)]
 pub(crate) struct StridedMatrix<'a> {
@@ -137,6 +139,12 @@ fn gather_panel<const W: usize>(
             &[]
         }
     });
+    if W == 6 && live == W && m.col_stride == 1 {
+        let six: [&[f32]; 6] = std::array::from_fn(|i| rows[i]);
+        if pack_six_rows(six, cols, panel) {
+            return;
+        }
+    }
     for (p, step) in panel.chunks_exact_mut(W).take(cols).enumerate() {
         let at = p * m.col_stride;
         let step: &mut [f32; W] = step.try_into().expect("chunks of W");
@@ -174,28 +182,35 @@ mod tests {
 
     #[test]
     fn panels_hold_the_block_k_major_and_zero_padded() {
-        // Row-major, column-major and a padded general layout.
-        for (rs, cs) in [(9, 1), (1, 7), (20, 2)] {
-            let data = matrix(7, 9, rs, cs);
-            let m = StridedMatrix {
-                data: &data,
-                row_stride: rs,
-                col_stride: cs,
-            };
-            let (rows, cols, width) = ((2, 5), (3, 4), 4);
-            let mut out = vec![f32::NAN; packed_len(rows.1, cols.1, width)];
-            pack_panels(m, rows, cols, width, &mut out);
-            for q in 0..2 {
-                for p in 0..cols.1 {
-                    for i in 0..width {
-                        let got = out[q * width * cols.1 + p * width + i];
-                        let r = q * width + i;
-                        let want = if r < rows.1 {
-                            ((rows.0 + r) * 100 + cols.0 + p) as f32
-                        } else {
-                            0.0
-                        };
-                        assert_eq!(got, want, "strides ({rs},{cs}) panel {q} p {p} i {i}");
+        // Row-major (the 6-row panels of row-major A take the transposing AVX2 pack where
+        // the CPU has it: two steps of 8 columns and a tail of 3), column-major and a
+        // padded general layout; panels of 4 and of 6 rows, the last one partial.
+        for width in [4, 6] {
+            for (rs, cs) in [(23, 1), (1, 15), (50, 2)] {
+                let data = matrix(15, 23, rs, cs);
+                let m = StridedMatrix {
+                    data: &data,
+                    row_stride: rs,
+                    col_stride: cs,
+                };
+                let (rows, cols) = ((1, 13), (2, 19));
+                let mut out = vec![f32::NAN; packed_len(rows.1, cols.1, width)];
+                pack_panels(m, rows, cols, width, &mut out);
+                for q in 0..rows.1.div_ceil(width) {
+                    for p in 0..cols.1 {
+                        for i in 0..width {
+                            let got = out[q * width * cols.1 + p * width + i];
+                            let r = q * width + i;
+                            let want = if r < rows.1 {
+                                ((rows.0 + r) * 100 + cols.0 + p) as f32
+                            } else {
+                                0.0
+                            };
+                            assert_eq!(
+                                got, want,
+                                "width {width} strides ({rs},{cs}) panel {q} p {p} i {i}"
+                            );
+                        }
                     }
                 }
             }
