@@ -212,11 +212,11 @@ proptest! {
 }
 
 /// 3×3 stride-1 convolutions with at least 16 channels on each side: the Winograd path
-/// (where the outputs fill most of their 4×4 tiles), in both layouts, with outputs that
-/// end in partial tiles, every padding it takes, and channel counts that are not
-/// multiples of the vector width.
+/// (where its 4×4 tiles serve the output well), in both layouts, with outputs that end
+/// in partial tiles (11, 15) or in strips computed beside the tiles (9, 13), every
+/// padding it takes, and channel counts that are not multiples of the vector width.
 fn winograd_descriptor() -> impl Strategy<Value = Conv2dDesc> {
-    let side = prop::sample::select(vec![4usize, 7, 8, 11, 12, 14, 15, 16]);
+    let side = prop::sample::select(vec![4usize, 7, 8, 9, 11, 12, 13, 14, 15, 16]);
     (
         prop_oneof![0usize..4, Just(9)],
         16usize..41,
@@ -333,6 +333,10 @@ fn results_are_bitwise_identical_for_1_2_and_3_threads() {
             .padding([1, 1])
             .layout(Layout::Nhwc),
         Conv2dDesc::new(5, 24, [11, 11], 16, [3, 3]).padding([1, 1]),
+        // Winograd with the edge strips beside the tiles: the backward-data of a 13×13
+        // input; in the second, the forward's 13×13 output too.
+        Conv2dDesc::new(5, 16, [13, 13], 24, [3, 3]).layout(Layout::Nhwc),
+        Conv2dDesc::new(5, 24, [13, 13], 16, [3, 3]).padding([1, 1]),
         // One input channel in NHWC: the direct kernels.
         Conv2dDesc::new(6, 1, [28, 28], 32, [3, 3]).layout(Layout::Nhwc),
         Conv2dDesc::new(2, 1, [9, 7], 37, [5, 5])
@@ -404,6 +408,15 @@ fn bad_calls_are_errors_not_panics() {
     assert_eq!(
         nchw.workspace_len().unwrap(),
         36 * (16 + 16 + 16 * 16) + 16 * 36 + (16 * 36 + 16 * 16)
+    );
+    // A 13×13 input: the forward's 11×11 output in 9 covering tiles; the backward-data's
+    // 13×13 output in 9 tiles inside it, plus 25 edge pixels, each a 3×3 window of 16
+    // channels and 16 outputs, and the 16 × 16 filters as that GEMM reads them.
+    let strips = Conv2dDesc::new(1, 16, [13, 13], 16, [3, 3]).layout(Layout::Nhwc);
+    let tiles = 36 * (9 * (16 + 16) + 16 * 16);
+    assert_eq!(
+        strips.workspace_len().unwrap(),
+        tiles + 25 * (9 * 16 + 16) + 9 * 16 * 16
     );
 }
 

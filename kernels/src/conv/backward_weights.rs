@@ -52,7 +52,7 @@ pub fn conv2d_backward_weights_on(
         direct_c1::backward_weights(isa, &plan, x, grad, dw, db, par);
         return Ok(());
     }
-    if desc.batch > 0 && relayout::applies(&plan) && !winograd::applies_forward(&plan) {
+    if desc.batch > 0 && relayout::applies(&plan) && !winograd::applies_backward_weights(&plan) {
         return relayout::backward_weights(isa, &plan, x, dy, dw, db, par);
     }
     if let Some(db) = db {
@@ -60,7 +60,7 @@ pub fn conv2d_backward_weights_on(
     }
     if desc.batch == 0 {
         dw.fill(0.0);
-    } else if winograd::applies_forward(&plan) {
+    } else if winograd::applies_backward_weights(&plan) {
         winograd::backward_weights(isa, &plan, x, dy, dw, par);
     } else if plan.nchw() {
         weights_nchw(isa, &plan, x, dy, dw, par);

@@ -6,8 +6,9 @@
 //! backward-data `dX = col2im(Wᵀ · dY)`, backward-weights `dW = Σₙ dYₙ · col(Xₙ)ᵀ`.
 //! Pointwise convolutions (1×1, stride 1, no padding) use the image itself as the
 //! column matrix. 3×3 stride-1 layers with 16+ channels take Winograd's F(4×4, 3×3)
-//! where their outputs fill the 4×4 tiles well (`winograd/`; NCHW images move to NHWC
-//! and back a block at a time). Other NCHW layers with 16+ input channels and small
+//! where its 4×4 tiles serve the output well: covering it, or filling its inside while
+//! the edge strips left over run as a small im2col GEMM (`winograd/`; NCHW images move
+//! to NHWC and back a block at a time). Other NCHW layers with 16+ input channels and small
 //! images run through the NHWC path (`relayout.rs`). One-channel inputs in NHWC (a
 //! grayscale network's first layer) skip the shallow K = R·S GEMM for direct kernels
 //! (`direct_c1.rs`). Threads take whole images when the batch has enough of them, and

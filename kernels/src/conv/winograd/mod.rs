@@ -7,9 +7,13 @@
 //! goes to the transformed domain, channels innermost; then for each of the 36 points,
 //! one GEMM `M (tiles × K) = V (tiles × C) · U (C × K)` with the filters transformed once
 //! per call; then each tile's 36 products go back to a 4×4 output tile, plus the bias,
-//! and the block gets its activation while it is in cache. Blocks are whole images and
-//! every output goes through the same arithmetic whatever the block, so results are
-//! bitwise the same for every thread count.
+//! and the block gets its activation while it is in cache. Where whole tiles inside the
+//! output serve it better than tiles covering it past its edges (13×13: 85% against
+//! 66%), the strips they leave are computed pixel by pixel as one im2col GEMM per block
+//! ([`Tiling`]). Measured on conv2's backward-data (13×13), 1 thread, NHWC: 3.5–3.7 ms
+//! with im2col, 2.7–3.0 ms this way. Blocks are whole images and every output goes
+//! through the same arithmetic whatever the block, so results are bitwise the same for
+//! every thread count.
 //!
 //! Accuracy: the transforms scale values by up to 8×8 on the way out, so an output's
 //! rounding error follows the size of the values in its tile rather than its own size.
@@ -27,12 +31,15 @@ use crate::arch::Isa;
 use crate::eltwise::dispatch::lanes_dispatch;
 use crate::eltwise::lanes::{load_n, store_n, Lanes};
 use crate::eltwise::{activate_slice_on, Activation};
-use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout};
+use crate::gemm::{sgemm_on, Bias, Epilogue, GemmDesc, MatrixLayout};
 use crate::layout::Layout;
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::{with_buffer, Buffer};
 use std::convert::Infallible;
 use transform::{input, output, rows_then_columns, ALPHA, POINTS, TAPS, TILE};
+
+/// Taps of a filter: a border pixel's window holds this many pixels.
+const WINDOW: usize = TAPS * TAPS;
 
 /// Tiles a block aims for: the rows of each of its 36 GEMMs.
 const TARGET_TILES: usize = 144;
@@ -41,36 +48,87 @@ const TARGET_TILES: usize = 144;
 /// deep) keeps its units busier than 36 GEMMs C deep.
 const MIN_CHANNELS: usize = 16;
 
-/// Below this share of useful outputs in the 4×4 tiles that cover an output (11×11 in
-/// 3×3 tiles: 84%; 5×5 in 2×2 tiles: 39%), the tiles' wasted work and the transforms
-/// cost more than the quarter of the multiplications saves. Measured on the seed CNN's
-/// layers, 1 thread: 84% runs 2.1× faster than im2col, 66% the same, 56% and below
-/// slower.
+/// Below this share of useful outputs in the work of the tiles (11×11 covered by 3×3
+/// tiles: 84%; 5×5 by 2×2: 39%), the tiles' wasted work and the transforms cost more
+/// than the quarter of the multiplications saves. Measured on the seed CNN's layers,
+/// 1 thread: 84% runs 2.1× faster than im2col, 66% the same, 56% and below slower.
 const MIN_USEFUL_SHARE: f64 = 0.75;
+
+/// How the 4×4 tiles lie on an output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tiling {
+    /// Tiles cover the whole output; the last ones run past its edges and their values
+    /// there are dropped.
+    Covering,
+    /// Only the whole tiles that fit inside the output; the strips they leave along its
+    /// bottom and right edges (less than a tile wide) are computed pixel by pixel, each
+    /// pixel's 3×3 window a row of one im2col GEMM. This is what serves a 13×13 output:
+    /// covered, 66% of the tiles' work is useful; inside, 9 tiles hold 85% of it.
+    Interior,
+}
+
+impl Tiling {
+    /// The tiling whose useful share of the work is larger, if it reaches
+    /// [`MIN_USEFUL_SHARE`]: for `Covering` the output's share of its tiles, for
+    /// `Interior` the tiles' share of the output.
+    fn of(output: [usize; 2]) -> Option<Tiling> {
+        let pixels = |sides: [usize; 2]| (sides[0] * sides[1]) as f64;
+        let covering = pixels(output) / pixels(Tiling::Covering.tiled(output)).max(1.0);
+        let interior = pixels(Tiling::Interior.tiled(output)) / pixels(output).max(1.0);
+        let (tiling, share) = if covering >= interior {
+            (Tiling::Covering, covering)
+        } else {
+            (Tiling::Interior, interior)
+        };
+        (share >= MIN_USEFUL_SHARE).then_some(tiling)
+    }
+
+    /// Tiles down and across `output`.
+    fn tiles(self, output: [usize; 2]) -> [usize; 2] {
+        match self {
+            Tiling::Covering => output.map(|side| side.div_ceil(TILE)),
+            Tiling::Interior => output.map(|side| side / TILE),
+        }
+    }
+
+    /// Rows and columns of `output` under the tiles.
+    fn tiled(self, output: [usize; 2]) -> [usize; 2] {
+        self.tiles(output).map(|tiles| tiles * TILE)
+    }
+}
 
 /// Whether the forward of a call takes this path: 3×3, stride 1, no dilation, one
 /// group, padding at most 2 (so that the backward-data's own padding, 2 − p, is
-/// not negative), enough channels, and an output that fills its tiles well.
+/// not negative), enough channels, and an output that its tiles serve well.
 pub(super) fn applies_forward(plan: &Plan) -> bool {
-    applies(plan, [plan.geometry.h.output, plan.geometry.w.output])
+    forward_tiling(plan).is_some()
 }
 
 /// [`applies_forward`] for the backward-data, whose output is the input's size.
 pub(super) fn applies_backward_data(plan: &Plan) -> bool {
-    applies(plan, plan.desc.input)
+    tiling(plan, plan.desc.input).is_some()
 }
 
-fn applies(plan: &Plan, output: [usize; 2]) -> bool {
+/// Whether the backward-weights takes this path: where the forward's output is covered
+/// by its tiles ([`weights`] has no border strips).
+pub(super) fn applies_backward_weights(plan: &Plan) -> bool {
+    forward_tiling(plan) == Some(Tiling::Covering)
+}
+
+fn forward_tiling(plan: &Plan) -> Option<Tiling> {
+    tiling(plan, [plan.geometry.h.output, plan.geometry.w.output])
+}
+
+/// The tiling of `output`, for a call whose shape this path takes.
+fn tiling(plan: &Plan, output: [usize; 2]) -> Option<Tiling> {
     let d = &plan.desc;
-    let tiled = output.map(|side| side.div_ceil(TILE) * TILE);
-    let useful = (output[0] * output[1]) as f64 / (tiled[0] * tiled[1]).max(1) as f64;
-    d.kernel == [TAPS, TAPS]
+    let shape = d.kernel == [TAPS, TAPS]
         && d.stride == [1, 1]
         && d.dilation == [1, 1]
         && d.groups == 1
         && d.padding.iter().all(|&p| p < TAPS)
-        && d.in_channels.min(d.out_channels) >= MIN_CHANNELS
-        && useful >= MIN_USEFUL_SHARE
+        && d.in_channels.min(d.out_channels) >= MIN_CHANNELS;
+    Tiling::of(output).filter(|_| shape)
 }
 
 /// Floats of scratch memory one thread keeps for the passes of `plan` that take this
@@ -78,9 +136,10 @@ fn applies(plan: &Plan, output: [usize; 2]) -> bool {
 pub(super) fn workspace_len(plan: &Plan) -> usize {
     let mut len = 0;
     if applies_forward(plan) {
-        len = Problem::forward(plan)
-            .workspace_len()
-            .max(weights::workspace_len(plan));
+        len = Problem::forward(plan).workspace_len();
+    }
+    if applies_backward_weights(plan) {
+        len = len.max(weights::workspace_len(plan));
     }
     if applies_backward_data(plan) {
         len = len.max(Problem::backward_data(plan).workspace_len());
@@ -100,6 +159,7 @@ struct Problem {
     output: [usize; 2],
     out_channels: usize,
     padding: [usize; 2],
+    tiling: Tiling,
 }
 
 impl Problem {
@@ -114,6 +174,9 @@ impl Problem {
             output: [plan.geometry.h.output, plan.geometry.w.output],
             out_channels: d.out_channels,
             padding: d.padding,
+            // Where the forward does not take this path (the backward-weights' own
+            // check), covering tiles still compute every output.
+            tiling: forward_tiling(plan).unwrap_or(Tiling::Covering),
         }
     }
 
@@ -129,6 +192,7 @@ impl Problem {
             output: d.input,
             out_channels: d.in_channels,
             padding: d.padding.map(|p| TAPS - 1 - p),
+            tiling: tiling(plan, d.input).unwrap_or(Tiling::Covering),
         }
     }
 
@@ -142,12 +206,26 @@ impl Problem {
     }
 
     /// Floats of the buffers [`run`] keeps on one thread: a block's transformed input
-    /// tiles and products, the transformed filters, and for NCHW the block in NHWC.
+    /// tiles and products, the transformed filters, the border strips' windows and
+    /// outputs and the filters for them, and for NCHW the block in NHWC.
     fn workspace_len(&self) -> usize {
         let images = self.images_per_block(1);
         let tiles = images * self.tiles_per_image();
-        POINTS * (tiles * (self.channels + self.out_channels) + self.channels * self.out_channels)
+        let border = images * self.border_pixels_per_image();
+        let (c, k) = (self.channels, self.out_channels);
+        POINTS * (tiles * (c + k) + c * k)
+            + border * (WINDOW * c + k)
+            + self.direct_filters_len()
             + images * self.relayout_len()
+    }
+
+    /// Floats of the filters as the border strips' GEMM reads them (none without strips).
+    fn direct_filters_len(&self) -> usize {
+        if self.border_pixels_per_image() == 0 {
+            0
+        } else {
+            WINDOW * self.channels * self.out_channels
+        }
     }
 
     /// Floats of one image moved to NHWC and back (NCHW only).
@@ -160,7 +238,25 @@ impl Problem {
 
     /// Output tiles down and across an image.
     fn tiles(&self) -> [usize; 2] {
-        self.output.map(|side| side.div_ceil(TILE))
+        self.tiling.tiles(self.output)
+    }
+
+    /// Output pixels of an image that no tile computes.
+    fn border_pixels_per_image(&self) -> usize {
+        let [rows, columns] = self.tiling.tiled(self.output);
+        let [height, width] = self.output;
+        height * width - rows.min(height) * columns.min(width)
+    }
+
+    /// The (row, column) of every pixel of an image that no tile computes, row by row:
+    /// the right strip beside the tiles, then the bottom strip under them.
+    fn border_pixels(&self) -> impl Iterator<Item = (usize, usize)> {
+        let [rows, columns] = self.tiling.tiled(self.output);
+        let [height, width] = self.output;
+        (0..height).flat_map(move |h| {
+            let first = if h < rows { columns.min(width) } else { 0 };
+            (first..width).map(move |w| (h, w))
+        })
     }
 
     fn tiles_per_image(&self) -> usize {
@@ -255,13 +351,19 @@ impl<'a> Filters<'a> {
         }
     }
 
-    /// The filters transformed into `u`: for each of the 36 points, a row-major matrix
-    /// with a row per input channel and a column per output channel of the correlation.
-    fn transform(&self, u: &mut [f32]) {
-        let (inputs, outputs) = (self.inputs, self.outputs);
-        let matrix = inputs * outputs;
-        for (o, filters) in self.w.chunks_exact(inputs * TAPS * TAPS).enumerate() {
-            for (i, g) in filters.chunks_exact(TAPS * TAPS).enumerate() {
+    /// Input and output channels of the correlation.
+    fn channels(&self) -> (usize, usize) {
+        if self.flipped {
+            (self.outputs, self.inputs)
+        } else {
+            (self.inputs, self.outputs)
+        }
+    }
+
+    /// `f(input, output, taps)` for every filter, by the correlation's channels.
+    fn for_each(&self, mut f: impl FnMut(usize, usize, [[f32; TAPS]; TAPS])) {
+        for (o, filters) in self.w.chunks_exact(self.inputs * WINDOW).enumerate() {
+            for (i, g) in filters.chunks_exact(WINDOW).enumerate() {
                 let mut taps = [[0.0f32; TAPS]; TAPS];
                 for (r, row) in taps.iter_mut().enumerate() {
                     for (s, tap) in row.iter_mut().enumerate() {
@@ -272,18 +374,37 @@ impl<'a> Filters<'a> {
                         };
                     }
                 }
-                // The correlation's (row, column) in each point's matrix.
-                let at = if self.flipped {
-                    o * inputs + i
+                if self.flipped {
+                    f(o, i, taps);
                 } else {
-                    i * outputs + o
-                };
-                let transformed = transform::filter_tile(&taps);
-                for (point, &value) in transformed.iter().flatten().enumerate() {
-                    u[point * matrix + at] = value;
+                    f(i, o, taps);
                 }
             }
         }
+    }
+
+    /// The filters transformed into `u`: for each of the 36 points, a row-major matrix
+    /// with a row per input channel and a column per output channel of the correlation.
+    fn transform(&self, u: &mut [f32]) {
+        let (inputs, outputs) = self.channels();
+        self.for_each(|i, o, taps| {
+            let transformed = transform::filter_tile(&taps);
+            for (point, &value) in transformed.iter().flatten().enumerate() {
+                u[(point * inputs + i) * outputs + o] = value;
+            }
+        });
+    }
+
+    /// The filters as the border strips' im2col GEMM reads them: a row-major matrix with
+    /// a row per tap and input channel (channels innermost, as in a window) and a column
+    /// per output channel of the correlation.
+    fn direct(&self, b: &mut [f32]) {
+        let (inputs, outputs) = self.channels();
+        self.for_each(|i, o, taps| {
+            for (tap, &value) in taps.iter().flatten().enumerate() {
+                b[(tap * inputs + i) * outputs + o] = value;
+            }
+        });
     }
 }
 
@@ -304,58 +425,104 @@ fn run(
     let per_image = p.tiles_per_image();
     let images = p.images_per_block(par.threads());
     let (c, k) = (p.channels, p.out_channels);
-    with_buffer(Buffer::Weights, POINTS * c * k, |u| {
-        filters.transform(u);
-        let u = &*u;
-        for_each_chunk_mut(par, y, images * p.output_len(), |i, y_block| {
-            let count = y_block.len() / p.output_len();
-            let x_block = &x[i * images * p.input_len()..][..count * p.input_len()];
-            let tiles = count * per_image;
-            with_buffer(Buffer::Columns, tiles * POINTS * c, |v| {
-                with_buffer(Buffer::Staging, tiles * POINTS * k, |m| {
-                    let (v, m) = (&mut v[..tiles * POINTS * c], &mut m[..tiles * POINTS * k]);
-                    let planes = (Buffer::Relayout, c, p.input_pixels());
-                    as_nhwc(
-                        p.layout,
-                        planes,
-                        x_block,
-                        Parallelism::Sequential,
-                        |x_block| input_tiles(isa, p, x_block, v),
-                    );
-                    // Point ξ's matrices are every tile's ξ-th row of C (or K) values.
-                    let desc = GemmDesc {
-                        a: MatrixLayout::row_major(POINTS * c),
-                        c: MatrixLayout::row_major(POINTS * k),
-                        ..GemmDesc::row_major(tiles, k, c)
-                    };
-                    let last = |width: usize| (tiles - 1) * POINTS * width + width;
-                    for (point, u) in u.chunks_exact(c * k).enumerate() {
-                        let v = &v[point * c..][..last(c)];
-                        let m = &mut m[point * k..][..last(k)];
-                        sgemm_on(
-                            isa,
-                            &desc,
-                            v,
-                            u,
-                            m,
-                            &Epilogue::default(),
-                            Parallelism::Sequential,
-                        )
-                        .expect("shapes derived from a validated plan");
-                    }
-                    let planes = (Buffer::Relayout, k, p.output_pixels());
-                    let seq = Parallelism::Sequential;
-                    let Ok(()) = written_as_nhwc(p.layout, planes, y_block, seq, |y_block| {
-                        output_tiles(isa, p, m, bias, y_block);
-                        Ok::<(), Infallible>(())
+    let transformed_len = POINTS * c * k;
+    with_buffer(
+        Buffer::Weights,
+        transformed_len + p.direct_filters_len(),
+        |u| {
+            let (u, direct) = u.split_at_mut(transformed_len);
+            filters.transform(u);
+            if !direct.is_empty() {
+                filters.direct(direct);
+            }
+            let (u, direct) = (&*u, &*direct);
+            for_each_chunk_mut(par, y, images * p.output_len(), |i, y_block| {
+                let count = y_block.len() / p.output_len();
+                let x_block = &x[i * images * p.input_len()..][..count * p.input_len()];
+                let tiles = count * per_image;
+                let border = count * p.border_pixels_per_image();
+                let (v_len, m_len) = (tiles * POINTS * c, tiles * POINTS * k);
+                with_buffer(Buffer::Columns, v_len + border * WINDOW * c, |v| {
+                    with_buffer(Buffer::Staging, m_len + border * k, |m| {
+                        let (v, windows) = v.split_at_mut(v_len);
+                        let (m, border_y) = m.split_at_mut(m_len);
+                        let planes = (Buffer::Relayout, c, p.input_pixels());
+                        let seq = Parallelism::Sequential;
+                        as_nhwc(p.layout, planes, x_block, seq, |x_block| {
+                            input_tiles(isa, p, x_block, v);
+                            border_windows(p, x_block, windows);
+                        });
+                        // Point ξ's matrices are every tile's ξ-th row of C (or K) values.
+                        let desc = GemmDesc {
+                            a: MatrixLayout::row_major(POINTS * c),
+                            c: MatrixLayout::row_major(POINTS * k),
+                            ..GemmDesc::row_major(tiles, k, c)
+                        };
+                        let last = |width: usize| (tiles - 1) * POINTS * width + width;
+                        for (point, u) in u.chunks_exact(c * k).enumerate() {
+                            let v = &v[point * c..][..last(c)];
+                            let m = &mut m[point * k..][..last(k)];
+                            sgemm_on(isa, &desc, v, u, m, &Epilogue::default(), seq)
+                                .expect("shapes derived from a validated plan");
+                        }
+                        if border > 0 {
+                            let desc = GemmDesc::row_major(border, k, WINDOW * c);
+                            let epilogue = match bias {
+                                Some(bias) => Epilogue::default().bias(Bias::PerCol(bias)),
+                                None => Epilogue::default(),
+                            };
+                            sgemm_on(isa, &desc, windows, direct, border_y, &epilogue, seq)
+                                .expect("shapes derived from a validated plan");
+                        }
+                        let planes = (Buffer::Relayout, k, p.output_pixels());
+                        let Ok(()) = written_as_nhwc(p.layout, planes, y_block, seq, |y_block| {
+                            output_tiles(isa, p, m, bias, y_block);
+                            border_store(p, border_y, y_block);
+                            Ok::<(), Infallible>(())
+                        });
                     });
                 });
+                if activation != Activation::Identity {
+                    activate_slice_on(isa, activation, y_block).expect("validated by the caller");
+                }
             });
-            if activation != Activation::Identity {
-                activate_slice_on(isa, activation, y_block).expect("validated by the caller");
+        },
+    );
+}
+
+/// Each border pixel's 3×3 window of the images `x` (NHWC), a row of `windows` after
+/// another: tap after tap, channels innermost, zero outside the image.
+fn border_windows(p: &Problem, x: &[f32], windows: &mut [f32]) {
+    let [height, width] = p.input;
+    let [pad_top, pad_left] = p.padding;
+    let c = p.channels;
+    let pixels = x
+        .chunks_exact(p.input_len())
+        .flat_map(|image| p.border_pixels().map(move |pixel| (image, pixel)));
+    for ((image, (h, w)), window) in pixels.zip(windows.chunks_exact_mut(WINDOW * c)) {
+        for (tap, values) in window.chunks_exact_mut(c).enumerate() {
+            let (r, s) = (tap / TAPS, tap % TAPS);
+            match (
+                inside(h + r, pad_top, height),
+                inside(w + s, pad_left, width),
+            ) {
+                (Some(i), Some(j)) => values.copy_from_slice(&image[(i * width + j) * c..][..c]),
+                _ => values.fill(0.0),
             }
-        });
-    });
+        }
+    }
+}
+
+/// The border pixels' outputs (`K` values each, in [`border_windows`]'s order) into the
+/// images `y` (NHWC).
+fn border_store(p: &Problem, outputs: &[f32], y: &mut [f32]) {
+    let (width, k) = (p.output[1], p.out_channels);
+    let mut rows = outputs.chunks_exact(k);
+    for image in y.chunks_exact_mut(p.output_len()) {
+        for ((h, w), row) in p.border_pixels().zip(rows.by_ref()) {
+            image[(h * width + w) * k..][..k].copy_from_slice(row);
+        }
+    }
 }
 
 lanes_dispatch! {

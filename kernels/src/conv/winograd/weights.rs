@@ -13,7 +13,7 @@
 //! thread count.
 
 use super::transform::{self, gradient, rows_then_columns, ALPHA, POINTS, TAPS, TILE};
-use super::{input_tiles, inside, Problem};
+use super::{input_tiles, inside, Problem, Tiling};
 use crate::arch::Isa;
 use crate::conv::relayout::as_nhwc;
 use crate::conv::Plan;
@@ -27,7 +27,7 @@ use crate::workspace::{with_buffer, Buffer};
 const TARGET_TILES: usize = 288;
 
 /// dw = ∂L/∂w (OIHW, overwritten) from x and dy, for a call whose forward
-/// [applies](super::applies_forward).
+/// [applies](super::applies_backward_weights).
 pub(in crate::conv) fn backward_weights(
     isa: Isa,
     plan: &Plan,
@@ -36,7 +36,7 @@ pub(in crate::conv) fn backward_weights(
     dw: &mut [f32],
     par: Parallelism,
 ) {
-    let p = Problem::forward(plan);
+    let p = problem(plan);
     let (c, k) = (p.channels, p.out_channels);
     let per_image = p.tiles_per_image();
     let images = images_per_block(&p);
@@ -86,6 +86,14 @@ pub(in crate::conv) fn backward_weights(
     });
 }
 
+/// The forward of `plan`, its output covered by tiles (past its edges, dy is zero).
+fn problem(plan: &Plan) -> Problem {
+    Problem {
+        tiling: Tiling::Covering,
+        ..Problem::forward(plan)
+    }
+}
+
 /// Images per block: enough for [`TARGET_TILES`], from the shape alone.
 fn images_per_block(p: &Problem) -> usize {
     TARGET_TILES
@@ -96,7 +104,7 @@ fn images_per_block(p: &Problem) -> usize {
 /// Floats of the buffers [`backward_weights`] keeps: a block's transformed input and
 /// output-gradient tiles, the 36 sums, and for NCHW an image in NHWC.
 pub(super) fn workspace_len(plan: &Plan) -> usize {
-    let p = Problem::forward(plan);
+    let p = problem(plan);
     let tiles = images_per_block(&p) * p.tiles_per_image();
     POINTS * (tiles * (p.channels + p.out_channels) + p.channels * p.out_channels)
         + p.relayout_len()
