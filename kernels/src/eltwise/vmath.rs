@@ -21,6 +21,8 @@ const EXP_MIN: f32 = -104.0;
 /// expm1's clamp: 2ⁿ stays normal (or exactly 0 at n = −127, where expm1 is −1 anyway).
 const EXPM1_MAX: f32 = 88.0;
 const EXPM1_MIN: f32 = -88.0;
+/// −ln 2⁻¹²⁶: e^x is subnormal below −this.
+const NORMAL_EXP_MIN: f32 = 87.336_55;
 /// tanh rounds to ±1 in f32 beyond ½·ln(2²⁶) ≈ 9.01.
 const TANH_SATURATION: f32 = 9.1;
 
@@ -108,6 +110,15 @@ pub(crate) fn exp<L: Lanes>(x: L) -> L {
     r.mul_add(exp_p(r), L::splat(1.0)) * low * high
 }
 
+/// e^x for x ≤ 0 (or NaN) where no subnormal result is needed: x is clamped below at
+/// ln 2⁻¹²⁶ (the result stays about 2⁻¹²⁶ there instead of going subnormal or 0), so
+/// that one scale factor 2ⁿ stays normal — cheaper than [`exp`]'s two.
+#[inline(always)]
+pub(crate) fn exp_nonpositive<L: Lanes>(x: L) -> L {
+    let (t, r) = reduce(L::splat(-NORMAL_EXP_MIN).max(x));
+    r.mul_add(exp_p(r), L::splat(1.0)) * L::pow2(t)
+}
+
 /// e^x − 1 for x ≤ 88 (larger x give e⁸⁸ − 1), accurate near 0, −0 kept.
 #[inline(always)]
 pub(crate) fn expm1<L: Lanes>(x: L) -> L {
@@ -142,7 +153,9 @@ pub(crate) fn erf_erfc_abs<L: Lanes>(a: L, a2: L) -> (L, L) {
     let small = a * poly(a2, &ERF_SMALL);
     let at = clamp(a, ERF_SWITCH, ERFC_LAST);
     // Outside [switch, last] the tail is not used (below) or replaced by 0 (above).
-    let tail = exp(poly(at - L::splat(ERFC_CENTER), &ERFC_LOG) - a2);
+    // The exponent is below 0 (G < 0 on the clamped range); the result is normal down
+    // to a ≈ 9.3, and beyond `ERFC_LAST` it is replaced by 0 anyway.
+    let tail = exp_nonpositive(poly(at - L::splat(ERFC_CENTER), &ERFC_LOG) - a2);
     let tail = L::select(a.gt(L::splat(ERFC_LAST)), L::splat(0.0), tail);
     let is_small = a.le(L::splat(ERF_SWITCH));
     (
