@@ -89,8 +89,19 @@ fn tap_offsets<const T: usize>(g: &Geometry) -> [usize; T] {
     offsets
 }
 
-/// [`gather`], straight from the image when the whole window lies inside it (no
-/// per-tap padding checks).
+/// Where the window of output column `ow` starts in the image, when the whole window
+/// lies inside it (no per-tap padding checks needed).
+#[inline(always)]
+fn window_origin(g: &Geometry, rows: &[Option<usize>; MAX_TAPS], ow: usize) -> Option<usize> {
+    let first = (ow * g.w.stride).checked_sub(g.w.padding);
+    let inside = first.is_some_and(|iw| iw + (g.taps[1] - 1) * g.w.dilation < g.w.input);
+    match (rows[0], rows[g.taps[0] - 1], first) {
+        (Some(top), Some(_), Some(iw)) if inside => Some(top + iw),
+        _ => None,
+    }
+}
+
+/// [`gather`], straight from the image when the whole window lies inside it.
 #[inline(always)]
 fn window<const T: usize>(
     g: &Geometry,
@@ -99,18 +110,15 @@ fn window<const T: usize>(
     offsets: &[usize; T],
     ow: usize,
 ) -> [f32; T] {
-    let first = (ow * g.w.stride).checked_sub(g.w.padding);
-    let inside = first.is_some_and(|iw| iw + (g.taps[1] - 1) * g.w.dilation < g.w.input);
-    match (rows[0], rows[g.taps[0] - 1], first) {
-        (Some(top), Some(_), Some(iw)) if inside => {
-            let origin = top + iw;
+    match window_origin(g, rows, ow) {
+        Some(origin) => {
             let mut xs = [0.0f32; T];
             for (x, &o) in xs.iter_mut().zip(offsets) {
                 *x = image[origin + o];
             }
             xs
         }
-        _ => gather::<T>(g, image, rows, ow),
+        None => gather::<T>(g, image, rows, ow),
     }
 }
 
@@ -309,26 +317,28 @@ fn weights_part<L: Lanes, const T: usize>(
             let rows = row_offsets(g, oh);
             for ow in 0..g.w.output {
                 let p = oh * g.w.output + ow;
-                let values = window::<T>(g, image, &rows, &offsets, ow);
-                xs[p * T..(p + 1) * T].copy_from_slice(&values);
+                let window = &mut xs[p * T..(p + 1) * T];
+                // Written in place: a window built on the stack and copied would be
+                // stored as single floats and reloaded as a vector, which stalls.
+                match window_origin(g, &rows, ow) {
+                    Some(origin) => {
+                        for (x, &o) in window.iter_mut().zip(&offsets) {
+                            *x = image[origin + o];
+                        }
+                    }
+                    None => window.copy_from_slice(&gather::<T>(g, image, &rows, ow)),
+                }
             }
         }
         let mut c = 0;
         while c < width {
             let n_lanes = L::LANES.min(width - c);
-            let mut acc = [L::splat(0.0); T];
-            let mut bias_acc = L::splat(0.0);
-            for (p, xs) in xs[..pixels * T].chunks_exact(T).enumerate() {
-                let mut d: L = load_n(dy_image, p * k + k0 + c, n_lanes);
-                if let Some(y) = relu_image {
-                    let y: L = load_n(y, p * k + k0 + c, n_lanes);
-                    d = L::select(y.gt(L::splat(0.0)), d, L::splat(0.0));
-                }
-                for t in 0..T {
-                    acc[t] = L::splat(xs[t]).mul_add(d, acc[t]);
-                }
-                bias_acc = bias_acc + d;
-            }
+            let xs = &xs[..pixels * T];
+            let at = (k0 + c, k, n_lanes);
+            let (acc, bias_acc) = match relu_image {
+                Some(y) => pixel_sums::<L, T, true>(xs, dy_image, y, at),
+                None => pixel_sums::<L, T, false>(xs, dy_image, &[], at),
+            };
             for (t, a) in acc.iter().enumerate() {
                 a.store(&mut lanes[..L::LANES]);
                 for (j, &v) in lanes[..n_lanes].iter().enumerate() {
@@ -342,6 +352,34 @@ fn weights_part<L: Lanes, const T: usize>(
             c += n_lanes;
         }
     }
+}
+
+/// (Σ_p xs[p, t]·g[p] for each tap t, Σ_p g[p]) over the pixels p of one image, for the
+/// vector of `lanes` channels from `first` (pixels `k` channels apart in `dy`); g is dy,
+/// or with `MASK` dy where `y` > 0. A loop of its own per `MASK`, so that the T
+/// accumulators stay in registers.
+#[inline(always)]
+fn pixel_sums<L: Lanes, const T: usize, const MASK: bool>(
+    xs: &[f32],
+    dy: &[f32],
+    y: &[f32],
+    (first, k, lanes): (usize, usize, usize),
+) -> ([L; T], L) {
+    let zero = L::splat(0.0);
+    let mut acc = [zero; T];
+    let mut bias_acc = zero;
+    for (p, xs) in xs.chunks_exact(T).enumerate() {
+        let mut d: L = load_n(dy, p * k + first, lanes);
+        if MASK {
+            let y: L = load_n(y, p * k + first, lanes);
+            d = L::select(y.gt(zero), d, zero);
+        }
+        for t in 0..T {
+            acc[t] = L::splat(xs[t]).mul_add(d, acc[t]);
+        }
+        bias_acc = bias_acc + d;
+    }
+    (acc, bias_acc)
 }
 
 /// [`weights_part`] for the plan's number of taps: `channels` is (first, count) and
