@@ -218,6 +218,17 @@ pub(super) fn run_grad_apply<L: Lanes, const RELU: bool>(
 /// the walk reads once each.
 const GROUP: usize = 4;
 
+/// Lanes of the vector at `left` channels from the end of a row: all of them with
+/// `FULL` (channels a multiple of the lanes), so that loads and stores need no check.
+#[inline(always)]
+fn whole_or<L: Lanes, const FULL: bool>(left: usize) -> usize {
+    if FULL {
+        L::LANES
+    } else {
+        L::LANES.min(left)
+    }
+}
+
 /// The channel group of a row walk that starts at channel `at`.
 #[derive(Clone, Copy)]
 struct Group {
@@ -239,13 +250,14 @@ impl Group {
         }
     }
 
-    /// (first channel, lanes) of vector `v`.
+    /// (first channel, lanes) of vector `v`; with `FULL` (channels a multiple of the
+    /// lanes) every vector is whole, which the compiler then knows.
     #[inline(always)]
-    fn vector<L: Lanes>(&self, v: usize) -> (usize, usize) {
-        let lanes = if v + 1 == self.vectors {
-            self.last
-        } else {
+    fn vector<L: Lanes, const FULL: bool>(&self, v: usize) -> (usize, usize) {
+        let lanes = if FULL || v + 1 != self.vectors {
             L::LANES
+        } else {
+            self.last
         };
         (self.at + v * L::LANES, lanes)
     }
@@ -256,23 +268,32 @@ impl Group {
 /// each of its cache lines is read once).
 #[inline(always)]
 pub(super) fn rows_sum<L: Lanes>(x: &[f32], acc: &mut [f32]) {
+    if acc.len().is_multiple_of(L::LANES) {
+        rows_sum_of::<L, true>(x, acc)
+    } else {
+        rows_sum_of::<L, false>(x, acc)
+    }
+}
+
+#[inline(always)]
+fn rows_sum_of<L: Lanes, const FULL: bool>(x: &[f32], acc: &mut [f32]) {
     let channels = acc.len();
     let rows = x.len() / channels;
     for at in (0..channels).step_by(GROUP * L::LANES) {
         let g = Group::new::<L>(channels, at);
         let mut sums = [L::splat(0.0); GROUP];
         for (v, sum) in sums.iter_mut().enumerate().take(g.vectors) {
-            let (i, k) = g.vector::<L>(v);
+            let (i, k) = g.vector::<L, FULL>(v);
             *sum = load::<L>(acc, i, k);
         }
         for r in 0..rows {
             for (v, sum) in sums.iter_mut().enumerate().take(g.vectors) {
-                let (i, k) = g.vector::<L>(v);
+                let (i, k) = g.vector::<L, FULL>(v);
                 *sum = *sum + load::<L>(x, r * channels + i, k);
             }
         }
         for (v, sum) in sums.iter().enumerate().take(g.vectors) {
-            let (i, k) = g.vector::<L>(v);
+            let (i, k) = g.vector::<L, FULL>(v);
             store(*sum, acc, i, k);
         }
     }
@@ -287,6 +308,20 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
     s1: &mut [f32],
     s2: &mut [f32],
 ) {
+    if shift.len().is_multiple_of(L::LANES) {
+        rows_shifted_sums_of::<L, true>(x, shift, s1, s2)
+    } else {
+        rows_shifted_sums_of::<L, false>(x, shift, s1, s2)
+    }
+}
+
+#[inline(always)]
+fn rows_shifted_sums_of<L: Lanes, const FULL: bool>(
+    x: &[f32],
+    shift: &[f32],
+    s1: &mut [f32],
+    s2: &mut [f32],
+) {
     let channels = shift.len();
     let rows = x.len() / channels;
     for at in (0..channels).step_by(GROUP * L::LANES) {
@@ -294,7 +329,7 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
         let zero = L::splat(0.0);
         let (mut shifts, mut sums1, mut sums2) = ([zero; GROUP], [zero; GROUP], [zero; GROUP]);
         for v in 0..g.vectors {
-            let (i, k) = g.vector::<L>(v);
+            let (i, k) = g.vector::<L, FULL>(v);
             // Padding lanes give d = 0 − 0 and are never stored.
             shifts[v] = load::<L>(shift, i, k);
             sums1[v] = load::<L>(s1, i, k);
@@ -302,14 +337,14 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
         }
         for r in 0..rows {
             for v in 0..g.vectors {
-                let (i, k) = g.vector::<L>(v);
+                let (i, k) = g.vector::<L, FULL>(v);
                 let d = load::<L>(x, r * channels + i, k) - shifts[v];
                 sums1[v] = sums1[v] + d;
                 sums2[v] = d.mul_add(d, sums2[v]);
             }
         }
         for v in 0..g.vectors {
-            let (i, k) = g.vector::<L>(v);
+            let (i, k) = g.vector::<L, FULL>(v);
             store(sums1[v], s1, i, k);
             store(sums2[v], s2, i, k);
         }
@@ -332,11 +367,24 @@ pub(super) fn rows_normalize<L: Lanes, const RELU: bool>(
     y: &mut [f32],
     p: &RowAffine<'_>,
 ) {
+    if p.scale.len().is_multiple_of(L::LANES) {
+        rows_normalize_of::<L, RELU, true>(x, y, p)
+    } else {
+        rows_normalize_of::<L, RELU, false>(x, y, p)
+    }
+}
+
+#[inline(always)]
+fn rows_normalize_of<L: Lanes, const RELU: bool, const FULL: bool>(
+    x: &[f32],
+    y: &mut [f32],
+    p: &RowAffine<'_>,
+) {
     let channels = p.scale.len();
     for (row, out) in x.chunks_exact(channels).zip(y.chunks_exact_mut(channels)) {
         let mut at = 0;
         while at < channels {
-            let k = L::LANES.min(channels - at);
+            let k = whole_or::<L, FULL>(channels - at);
             let v = affine::<L, RELU>(
                 load(row, at, k),
                 load(p.mean_hi, at, k),
@@ -361,6 +409,22 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
     sg: &mut [f32],
     sgx: &mut [f32],
 ) {
+    if mean.len().is_multiple_of(L::LANES) {
+        rows_grad_sums_of::<L, RELU, true>(x, y, dy, mean, sg, sgx)
+    } else {
+        rows_grad_sums_of::<L, RELU, false>(x, y, dy, mean, sg, sgx)
+    }
+}
+
+#[inline(always)]
+fn rows_grad_sums_of<L: Lanes, const RELU: bool, const FULL: bool>(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    sg: &mut [f32],
+    sgx: &mut [f32],
+) {
     let channels = mean.len();
     let rows = x.len() / channels;
     for at in (0..channels).step_by(GROUP * L::LANES) {
@@ -368,14 +432,14 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
         let zero = L::splat(0.0);
         let (mut means, mut sums_g, mut sums_gx) = ([zero; GROUP], [zero; GROUP], [zero; GROUP]);
         for v in 0..g.vectors {
-            let (i, k) = g.vector::<L>(v);
+            let (i, k) = g.vector::<L, FULL>(v);
             means[v] = load::<L>(mean, i, k);
             sums_g[v] = load::<L>(sg, i, k);
             sums_gx[v] = load::<L>(sgx, i, k);
         }
         for r in 0..rows {
             for v in 0..g.vectors {
-                let (i, k) = g.vector::<L>(v);
+                let (i, k) = g.vector::<L, FULL>(v);
                 let p = r * channels + i;
                 let grad = gradient::<L, RELU>(dy, y, p, k);
                 sums_g[v] = sums_g[v] + grad;
@@ -383,7 +447,7 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
             }
         }
         for v in 0..g.vectors {
-            let (i, k) = g.vector::<L>(v);
+            let (i, k) = g.vector::<L, FULL>(v);
             store(sums_g[v], sg, i, k);
             store(sums_gx[v], sgx, i, k);
         }
@@ -408,6 +472,21 @@ pub(super) fn rows_grad_apply<L: Lanes, const RELU: bool>(
     dx: &mut [f32],
     p: &RowGradAffine<'_>,
 ) {
+    if p.mean.len().is_multiple_of(L::LANES) {
+        rows_grad_apply_of::<L, RELU, true>(x, y, dy, dx, p)
+    } else {
+        rows_grad_apply_of::<L, RELU, false>(x, y, dy, dx, p)
+    }
+}
+
+#[inline(always)]
+fn rows_grad_apply_of<L: Lanes, const RELU: bool, const FULL: bool>(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    p: &RowGradAffine<'_>,
+) {
     let channels = p.mean.len();
     let mut start = 0;
     while start < x.len() {
@@ -416,7 +495,7 @@ pub(super) fn rows_grad_apply<L: Lanes, const RELU: bool>(
         let out = &mut dx[start..];
         let mut at = 0;
         while at < channels {
-            let k = L::LANES.min(channels - at);
+            let k = whole_or::<L, FULL>(channels - at);
             let g = gradient::<L, RELU>(dyr, yr, at, k);
             let xc = load::<L>(xr, at, k) - load::<L>(p.mean, at, k);
             let v = xc.mul_add(
