@@ -264,7 +264,9 @@ fn wide_nchw_descriptor() -> impl Strategy<Value = Conv2dDesc> {
 /// kernels leave to im2col), up to 70 output channels.
 fn single_channel_descriptor() -> impl Strategy<Value = Conv2dDesc> {
     (
-        0usize..5,
+        // Batches past 8 images: the weight gradient sums parts of 8 images, then the
+        // parts.
+        prop_oneof![0usize..5, 9usize..20],
         1usize..71,
         (1usize..12, 1usize..12),
         prop_oneof![
@@ -337,8 +339,10 @@ fn results_are_bitwise_identical_for_1_2_and_3_threads() {
         // input; in the second, the forward's 13×13 output too.
         Conv2dDesc::new(5, 16, [13, 13], 24, [3, 3]).layout(Layout::Nhwc),
         Conv2dDesc::new(5, 24, [13, 13], 16, [3, 3]).padding([1, 1]),
-        // One input channel in NHWC: the direct kernels.
+        // One input channel in NHWC: the direct kernels (the weight gradient in parts of
+        // 8 images: one part, then three).
         Conv2dDesc::new(6, 1, [28, 28], 32, [3, 3]).layout(Layout::Nhwc),
+        Conv2dDesc::new(19, 1, [12, 12], 16, [3, 3]).layout(Layout::Nhwc),
         Conv2dDesc::new(2, 1, [9, 7], 37, [5, 5])
             .padding([2, 2])
             .layout(Layout::Nhwc),

@@ -288,26 +288,25 @@ pub(super) fn forward(
     });
 }
 
-/// dW and db sums of the output channels `k0..k0 + width` (a part of the channels),
+/// dW and db sums of every output channel over the images of `x` (a part of the batch),
 /// image by image: each image's inputs are gathered once per pixel (`xs`, pixels × T),
 /// then every vector of the part's channels sums tap × dy products over the pixels in
-/// f32 and adds them in f64 to `sums`: the dW sums (tap-major, `T × width`), then the
-/// bias sums (`width`).
+/// f32 and adds them in f64 to `sums`: the dW sums (tap-major, `T × K`), then the
+/// bias sums (`K`).
 #[inline(always)]
 fn weights_part<L: Lanes, const T: usize>(
     plan: &Plan,
     x: &[f32],
     grad: OutputGradient<'_>,
-    (k0, width): (usize, usize),
     xs: &mut [f32],
     sums: &mut [f64],
 ) {
-    let (totals, bias_totals) = sums.split_at_mut(T * width);
     let g = &plan.geometry;
     let k = plan.desc.out_channels;
+    let (totals, bias_totals) = sums.split_at_mut(T * k);
     let pixels = g.output_pixels();
     let mut lanes = [0.0f32; 8];
-    for n in 0..plan.desc.batch {
+    for n in 0..x.len() / plan.input_len {
         let image = &x[n * plan.input_len..(n + 1) * plan.input_len];
         let image_out = n * plan.output_len..(n + 1) * plan.output_len;
         let dy_image = &grad.dy[image_out.clone()];
@@ -331,10 +330,10 @@ fn weights_part<L: Lanes, const T: usize>(
             }
         }
         let mut c = 0;
-        while c < width {
-            let n_lanes = L::LANES.min(width - c);
+        while c < k {
+            let n_lanes = L::LANES.min(k - c);
             let xs = &xs[..pixels * T];
-            let at = (k0 + c, k, n_lanes);
+            let at = (c, k, n_lanes);
             let (acc, bias_acc) = match relu_image {
                 Some(y) => pixel_sums::<L, T, true>(xs, dy_image, y, at),
                 None => pixel_sums::<L, T, false>(xs, dy_image, &[], at),
@@ -342,7 +341,7 @@ fn weights_part<L: Lanes, const T: usize>(
             for (t, a) in acc.iter().enumerate() {
                 a.store(&mut lanes[..L::LANES]);
                 for (j, &v) in lanes[..n_lanes].iter().enumerate() {
-                    totals[t * width + c + j] += f64::from(v);
+                    totals[t * k + c + j] += f64::from(v);
                 }
             }
             bias_acc.store(&mut lanes[..L::LANES]);
@@ -382,23 +381,22 @@ fn pixel_sums<L: Lanes, const T: usize, const MASK: bool>(
     (acc, bias_acc)
 }
 
-/// [`weights_part`] for the plan's number of taps: `channels` is (first, count) and
-/// `sums` holds the dW sums (taps × count) followed by the bias sums (count).
+/// [`weights_part`] for the plan's number of taps: `sums` holds the dW sums (taps × K)
+/// followed by the bias sums (K).
 #[inline(always)]
 fn weights_part_any<L: Lanes>(
     plan: &Plan,
     x: &[f32],
     grad: OutputGradient<'_>,
-    channels: (usize, usize),
     xs: &mut [f32],
     sums: &mut [f64],
 ) {
     match plan.geometry.taps() {
-        1 => weights_part::<L, 1>(plan, x, grad, channels, xs, sums),
-        4 => weights_part::<L, 4>(plan, x, grad, channels, xs, sums),
-        9 => weights_part::<L, 9>(plan, x, grad, channels, xs, sums),
-        16 => weights_part::<L, 16>(plan, x, grad, channels, xs, sums),
-        _ => weights_part::<L, 25>(plan, x, grad, channels, xs, sums),
+        1 => weights_part::<L, 1>(plan, x, grad, xs, sums),
+        4 => weights_part::<L, 4>(plan, x, grad, xs, sums),
+        9 => weights_part::<L, 9>(plan, x, grad, xs, sums),
+        16 => weights_part::<L, 16>(plan, x, grad, xs, sums),
+        _ => weights_part::<L, 25>(plan, x, grad, xs, sums),
     }
 }
 
@@ -408,47 +406,19 @@ lanes_dispatch! {
         plan: &Plan,
         x: &[f32],
         grad: OutputGradient<'_>,
-        channels: (usize, usize),
         xs: &mut [f32],
         sums: &mut [f64],
     ) => weights_part_any
 }
 
-/// One part of the output channels (from `k0`): its dW rows (OIHW) and bias gradient.
-fn weights_rows(
-    isa: Isa,
-    plan: &Plan,
-    x: &[f32],
-    grad: OutputGradient<'_>,
-    k0: usize,
-    dw_rows: &mut [f32],
-    db: Option<&mut [f32]>,
-) {
-    let taps = plan.geometry.taps();
-    let width = dw_rows.len() / taps;
-    with_f32s(plan.geometry.output_pixels() * taps, 0.0, |xs| {
-        with_f64s(taps * width + width, 0.0, |sums| {
-            weights_part_on(isa, plan, x, grad, (k0, width), xs, sums);
-            let (totals, bias_totals) = sums.split_at_mut(taps * width);
-            // OIHW: output channel k0 + j, tap t is dw_rows[j * taps + t].
-            for (j, row) in dw_rows.chunks_exact_mut(taps).enumerate() {
-                for (t, v) in row.iter_mut().enumerate() {
-                    *v = totals[t * width + j] as f32;
-                }
-            }
-            if let Some(db) = db {
-                for (d, &s) in db.iter_mut().zip(bias_totals.iter()) {
-                    *d = s as f32;
-                }
-            }
-        });
-    });
-}
+/// Images whose sums one work item adds up. Parts are cut from the batch alone, and
+/// their sums are added in part order, so results do not depend on the thread count;
+/// each image's gradient is read once, by the thread that owns its part.
+const IMAGES_PER_PART: usize = 8;
 
 /// dW (OIHW) and, when asked, db for a plan that [`applies`]; shapes checked by the
-/// caller. Threads take parts of the output channels (whole vectors of the path's
-/// lanes); each channel's sums run over the images and pixels in the same order
-/// whatever the split, so results do not depend on the thread count.
+/// caller. Threads take parts of the batch ([`IMAGES_PER_PART`] images each), every
+/// part sums all the channels in f64, then the parts are added in order.
 pub(super) fn backward_weights(
     isa: Isa,
     plan: &Plan,
@@ -459,17 +429,41 @@ pub(super) fn backward_weights(
     par: Parallelism,
 ) {
     let taps = plan.geometry.taps();
-    let lanes = isa.f32_lanes();
     let k = plan.desc.out_channels;
-    let vectors = k.div_ceil(lanes);
-    let part = vectors.div_ceil(par.threads()).max(1) * lanes;
-    let db_parts = db
-        .into_iter()
-        .flat_map(|d| d.chunks_mut(part))
-        .map(Some)
-        .chain(std::iter::repeat_with(|| None));
-    let parts = dw.chunks_mut(part * taps).zip(db_parts);
-    crate::parallel::for_each_item(par, parts, |i, (rows, db)| {
-        weights_rows(isa, plan, x, grad, i * part, rows, db);
+    // Per part: the dW sums (tap-major, taps × k), then the bias sums (k).
+    let part_len = taps * k + k;
+    let parts = plan.desc.batch.div_ceil(IMAGES_PER_PART).max(1);
+    with_f64s(parts * part_len, 0.0, |sums| {
+        for_each_chunk_mut(par, sums, part_len, |part, sums| {
+            let first = part * IMAGES_PER_PART;
+            let images = first..(first + IMAGES_PER_PART).min(plan.desc.batch);
+            let x = &x[images.start * plan.input_len..images.end * plan.input_len];
+            let outputs = images.start * plan.output_len..images.end * plan.output_len;
+            let grad = OutputGradient {
+                dy: &grad.dy[outputs.clone()],
+                relu_output: grad.relu_output.map(|y| &y[outputs]),
+            };
+            with_f32s(plan.geometry.output_pixels() * taps, 0.0, |xs| {
+                weights_part_on(isa, plan, x, grad, xs, sums);
+            });
+        });
+        let (totals, later) = sums.split_at_mut(part_len);
+        for part in later.chunks_exact(part_len) {
+            for (total, &value) in totals.iter_mut().zip(part) {
+                *total += value;
+            }
+        }
+        let (totals, bias_totals) = totals.split_at(taps * k);
+        // OIHW: output channel j, tap t is dw[j * taps + t].
+        for (j, row) in dw.chunks_exact_mut(taps).enumerate() {
+            for (t, v) in row.iter_mut().enumerate() {
+                *v = totals[t * k + j] as f32;
+            }
+        }
+        if let Some(db) = db {
+            for (d, &s) in db.iter_mut().zip(bias_totals.iter()) {
+                *d = s as f32;
+            }
+        }
     });
 }

@@ -15,7 +15,8 @@ const STEP: usize = 8;
 
 /// Packs `cols` columns of the six rows `rows` (each at least `cols` long) into `panel`
 /// (`6 · cols` values, column after column). Returns `false`, packing nothing, where
-/// the CPU lacks AVX2.
+/// the CPU lacks AVX2. (Six-row panels are the AVX2 microkernel's, so a forced scalar or
+/// NEON path never comes here: their panels have 4 and 8 rows.)
 pub(super) fn pack_six_rows(rows: [&[f32]; 6], cols: usize, panel: &mut [f32]) -> bool {
     if !crate::arch::Isa::Avx2.is_available() {
         return false;
