@@ -8,8 +8,9 @@
 //! accumulator chains keep both FMA pipes busy). Backward-weights sums tap × channel
 //! products over the pixels with one accumulator per tap.
 //!
-//! Results are independent of the thread count: the forward splits output rows, the
-//! backward splits output channels, and every sum runs in the same order on any split.
+//! Results are independent of the thread count: the forward splits output rows; the
+//! backward sums parts of the batch cut from its size alone, then adds the parts in
+//! order, so every sum runs in the same order on any split.
 
 use super::im2col::Geometry;
 use super::Plan;
@@ -290,7 +291,7 @@ pub(super) fn forward(
 
 /// dW and db sums of every output channel over the images of `x` (a part of the batch),
 /// image by image: each image's inputs are gathered once per pixel (`xs`, pixels × T),
-/// then every vector of the part's channels sums tap × dy products over the pixels in
+/// then every vector of channels sums tap × dy products over the pixels in
 /// f32 and adds them in f64 to `sums`: the dW sums (tap-major, `T × K`), then the
 /// bias sums (`K`).
 #[inline(always)]

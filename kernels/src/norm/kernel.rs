@@ -275,6 +275,7 @@ pub(super) fn rows_sum<L: Lanes>(x: &[f32], acc: &mut [f32]) {
     }
 }
 
+/// [`rows_sum`], with `FULL` when every vector of channels is whole.
 #[inline(always)]
 fn rows_sum_of<L: Lanes, const FULL: bool>(x: &[f32], acc: &mut [f32]) {
     let channels = acc.len();
@@ -315,6 +316,7 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
     }
 }
 
+/// [`rows_shifted_sums`], with `FULL` when every vector of channels is whole.
 #[inline(always)]
 fn rows_shifted_sums_of<L: Lanes, const FULL: bool>(
     x: &[f32],
@@ -374,6 +376,7 @@ pub(super) fn rows_normalize<L: Lanes, const RELU: bool>(
     }
 }
 
+/// [`rows_normalize`], with `FULL` when every vector of channels is whole.
 #[inline(always)]
 fn rows_normalize_of<L: Lanes, const RELU: bool, const FULL: bool>(
     x: &[f32],
@@ -416,6 +419,7 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
     }
 }
 
+/// [`rows_grad_sums`], with `FULL` when every vector of channels is whole.
 #[inline(always)]
 fn rows_grad_sums_of<L: Lanes, const RELU: bool, const FULL: bool>(
     x: &[f32],
@@ -479,6 +483,7 @@ pub(super) fn rows_grad_apply<L: Lanes, const RELU: bool>(
     }
 }
 
+/// [`rows_grad_apply`], with `FULL` when every vector of channels is whole.
 #[inline(always)]
 fn rows_grad_apply_of<L: Lanes, const RELU: bool, const FULL: bool>(
     x: &[f32],
