@@ -2,7 +2,8 @@
 //!
 //! A [`GraphBuilder`] (or the [`Sequential`] shorthand) collects layers; [`build`]
 //! fuses what the kernels can do in one pass (a convolution or linear layer followed by
-//! an activation whose gradient reads the output) and checks every shape. The graph
+//! an activation whose gradient reads the output), hands a ReLU's gradient mask to a
+//! max-pool that alone reads it, and checks every shape. The graph
 //! then owns one output and one gradient tensor per node, sized on the first pass with
 //! a batch size and reused by every later pass, so a training step allocates nothing.
 //!
@@ -97,7 +98,8 @@ impl GraphBuilder {
                 "must be the output of a layer",
             ));
         }
-        let (nodes, output) = fuse(self.nodes, output.0);
+        let (mut nodes, output) = fuse(self.nodes, output.0);
+        move_relu_masks(&mut nodes, output);
         let count = nodes.len() + 1;
         let mut graph = Graph {
             nodes,
@@ -158,6 +160,34 @@ fn fuse(nodes: Vec<Node>, output: usize) -> (Vec<Node>, usize) {
         }
     }
     (kept, new_id[output])
+}
+
+/// Where a fused ReLU's output is read only by a max-pool, the pool masks its own output
+/// gradient by its output > 0 (a quarter of the values, for 2×2 windows) and the
+/// producer's backward skips reading its full-size output for the mask: the same
+/// gradient, one pass over a large tensor fewer.
+fn move_relu_masks(nodes: &mut [Node], output: usize) {
+    let mut readers = vec![0usize; nodes.len() + 1];
+    for node in nodes.iter() {
+        for &i in &node.inputs {
+            readers[i] += 1;
+        }
+    }
+    for reader in 0..nodes.len() {
+        let &[src] = &nodes[reader].inputs[..] else {
+            continue;
+        };
+        if src == 0 || src == output || readers[src] != 1 {
+            continue;
+        }
+        // Values are numbered after the graph input: node src − 1 produces value src,
+        // and it comes before its reader.
+        let (before, rest) = nodes.split_at_mut(reader);
+        let producer = &mut before[src - 1].layer;
+        if producer.ends_in_relu() && rest[0].layer.take_relu_mask() {
+            producer.relu_mask_taken_downstream();
+        }
+    }
 }
 
 /// The original id of the value that now lives at `new` (the last one mapped there).

@@ -300,6 +300,44 @@ fn batch_norm_alone_and_fused_with_relu() {
     check(graph, 4, 63);
 }
 
+#[test]
+fn a_relu_read_only_by_a_max_pool_hands_it_the_mask() {
+    use axonal::layer::BatchNorm;
+    // The pool masks its output gradient by its output > 0, and the ReLU's producer (a
+    // first convolution, a later one, a batch norm) skips the mask: overlapping padded
+    // windows and plain 2×2 ones.
+    let mut rng = Rng::new(70);
+    let graph = Sequential::new(&[2, 9, 8])
+        .push("conv1", Conv2d::builder(2, 3, 3).padding(1).build(&mut rng))
+        .push("relu1", Act::relu())
+        .push("pool1", MaxPool2d::with(3, 2, 1))
+        .push("conv2", Conv2d::builder(3, 4, 2).padding(1).build(&mut rng))
+        .push("relu2", Act::relu())
+        .push("pool2", MaxPool2d::new(2))
+        .push("bn", BatchNorm::new(4))
+        .push("relu3", Act::relu())
+        .push("pool3", MaxPool2d::new(2))
+        .push("flatten", Flatten::new())
+        .push("fc", Linear::new(4, 3, &mut rng))
+        .build()
+        .unwrap();
+    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
+    assert_eq!(
+        labels,
+        [
+            "conv1+relu1",
+            "pool1",
+            "conv2+relu2",
+            "pool2",
+            "bn+relu3",
+            "pool3",
+            "flatten",
+            "fc"
+        ]
+    );
+    check(graph, 3, 71);
+}
+
 /// The NHWC graph computes what the NCHW graph computes (same weights, same NCHW input),
 /// and its own gradients pass the finite-difference check.
 ///

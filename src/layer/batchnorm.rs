@@ -30,6 +30,9 @@ pub struct BatchNorm {
     saved_inv_std: Vec<f32>,
     /// ReLU fused after the normalization.
     relu: bool,
+    /// The ReLU's gradient mask is applied by the reader of the output (see
+    /// [`Layer::take_relu_mask`]).
+    relu_mask_downstream: bool,
     /// dx when the graph does not want the input's gradient (the kernel writes it anyway).
     scratch: Vec<f32>,
     layout: Layout,
@@ -50,6 +53,7 @@ impl BatchNorm {
             saved_mean: vec![0.0; channels],
             saved_inv_std: vec![0.0; channels],
             relu: false,
+            relu_mask_downstream: false,
             scratch: Vec::new(),
             layout: Layout::Nchw,
         }
@@ -166,7 +170,7 @@ impl Layer for BatchNorm {
         let x = inputs[0].data();
         let (gamma, mean, inv_std) = (&self.gamma.value, &self.saved_mean, &self.saved_inv_std);
         let (dgamma, dbeta) = (&mut self.gamma.grad, &mut self.beta.grad);
-        if self.relu {
+        if self.relu && !self.relu_mask_downstream {
             batch_norm_relu_backward(
                 &desc,
                 x,
@@ -200,6 +204,14 @@ impl Layer for BatchNorm {
 
     fn set_layout(&mut self, layout: Layout) {
         self.layout = layout;
+    }
+
+    fn ends_in_relu(&self) -> bool {
+        self.relu
+    }
+
+    fn relu_mask_taken_downstream(&mut self) {
+        self.relu_mask_downstream = self.relu;
     }
 
     fn fuse_activation(&mut self, act: Activation) -> bool {

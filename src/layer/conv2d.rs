@@ -28,6 +28,9 @@ pub struct Conv2d {
     weight: Param,
     bias: Option<Param>,
     activation: Activation,
+    /// The ReLU's gradient mask is applied by the reader of the output (see
+    /// [`Layer::take_relu_mask`]).
+    relu_mask_downstream: bool,
     layout: Layout,
 }
 
@@ -135,6 +138,7 @@ impl Conv2dBuilder {
             weight,
             bias,
             activation: Activation::Identity,
+            relu_mask_downstream: false,
             layout: Layout::Nchw,
         }
     }
@@ -184,7 +188,13 @@ impl Layer for Conv2d {
         expect_backward("conv2d", inputs, dx, 1)?;
         let desc = self.desc(inputs[0].shape())?;
         let mut db = self.bias.as_mut().map(|b| &mut b.grad[..]);
-        if self.activation == Activation::Relu && dx[0].is_none() {
+        // The activation whose gradient is still to apply to dy.
+        let activation = if self.relu_mask_downstream {
+            Activation::Identity
+        } else {
+            self.activation
+        };
+        if activation == Activation::Relu && dx[0].is_none() {
             // A first layer: the ReLU mask is applied as the weights' kernel reads dy.
             conv2d_backward_weights_relu(
                 &desc,
@@ -197,7 +207,7 @@ impl Layer for Conv2d {
             )?;
             return Ok(());
         }
-        if self.activation != Activation::Identity {
+        if activation != Activation::Identity {
             // dz = act′(y)·dy in place, with the bias gradient in the same pass.
             let [oh, ow] = desc.output_hw()?;
             let dims = Dims4 {
@@ -208,7 +218,7 @@ impl Layer for Conv2d {
             };
             bias_activation_backward_in_place(
                 &BiasShape::image(dims, desc.layout)?,
-                self.activation,
+                activation,
                 Saved::Output(y.data()),
                 dy,
                 db.take(),
@@ -249,6 +259,14 @@ impl Layer for Conv2d {
 
     fn set_layout(&mut self, layout: Layout) {
         self.layout = layout;
+    }
+
+    fn ends_in_relu(&self) -> bool {
+        self.activation == Activation::Relu
+    }
+
+    fn relu_mask_taken_downstream(&mut self) {
+        self.relu_mask_downstream = self.activation == Activation::Relu;
     }
 
     fn fuse_activation(&mut self, act: Activation) -> bool {

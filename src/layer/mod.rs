@@ -113,6 +113,24 @@ pub trait Layer: Send {
         false
     }
 
+    /// Whether this layer ends in a fused ReLU, whose gradient mask it reads from its
+    /// output in backward.
+    fn ends_in_relu(&self) -> bool {
+        false
+    }
+
+    /// For a layer that [`ends_in_relu`](Layer::ends_in_relu): the gradient reaching it
+    /// is already masked by the ReLU (its reader took the mask over), so its backward
+    /// need not read its output for it.
+    fn relu_mask_taken_downstream(&mut self) {}
+
+    /// Asks a reader of a ReLU's output to zero its own output gradient where its output
+    /// is not positive, before its backward, in place of the ReLU. Returns whether it
+    /// will (a max-pool can: each output is the ReLU output at its window's argmax).
+    fn take_relu_mask(&mut self) -> bool {
+        false
+    }
+
     /// The activation this layer is, if it is one (what the graph may fuse).
     fn as_activation(&self) -> Option<Activation> {
         None

@@ -42,6 +42,10 @@ pub struct MaxPool2d {
     window: Window,
     /// Position of each output's maximum in its input plane, kept for backward.
     argmax: Vec<u32>,
+    /// Mask the output gradient by output > 0 first: the input is a ReLU's output,
+    /// whose mask this takes over (an output is the input at its argmax, so the two
+    /// masks agree where the gradient lands; elsewhere it is 0 anyway).
+    relu_mask: bool,
 }
 
 impl MaxPool2d {
@@ -59,6 +63,7 @@ impl MaxPool2d {
                 layout: Layout::Nchw,
             },
             argmax: Vec::new(),
+            relu_mask: false,
         }
     }
 }
@@ -66,6 +71,11 @@ impl MaxPool2d {
 impl Layer for MaxPool2d {
     fn kind(&self) -> String {
         "max_pool2d".into()
+    }
+
+    fn take_relu_mask(&mut self) -> bool {
+        self.relu_mask = true;
+        true
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
@@ -94,12 +104,18 @@ impl Layer for MaxPool2d {
         &mut self,
         ctx: &Context,
         inputs: &[&Tensor],
-        _y: &Tensor,
+        y: &Tensor,
         dy: &mut [f32],
         dx: &mut [Option<&mut [f32]>],
     ) -> Result<()> {
         expect_backward("max_pool2d", inputs, dx, 1)?;
         if let Some(dx) = dx[0].as_deref_mut() {
+            if self.relu_mask {
+                // PyTorch's ReLU backward: the gradient where the output is > 0.
+                for (g, &v) in dy.iter_mut().zip(y.data()) {
+                    *g = if v > 0.0 { *g } else { 0.0 };
+                }
+            }
             let desc = self.window.desc("max_pool2d", inputs[0].shape())?;
             max_pool2d_backward(&desc, dy, &self.argmax, dx, ctx.par)?;
         }
