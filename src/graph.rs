@@ -125,12 +125,7 @@ impl GraphBuilder {
 /// Folds each activation node into the node feeding it when that node has no other
 /// reader and can apply it in its epilogue. Returns the nodes and the output's new id.
 fn fuse(nodes: Vec<Node>, output: usize) -> (Vec<Node>, usize) {
-    let mut readers = vec![0usize; nodes.len() + 1];
-    for node in &nodes {
-        for &i in &node.inputs {
-            readers[i] += 1;
-        }
-    }
+    let readers = readers(&nodes);
     // new_id[v]: where value v lives after fusion.
     let mut new_id = vec![0usize; nodes.len() + 1];
     let mut kept: Vec<Node> = Vec::with_capacity(nodes.len());
@@ -167,12 +162,7 @@ fn fuse(nodes: Vec<Node>, output: usize) -> (Vec<Node>, usize) {
 /// producer's backward skips reading its full-size output for the mask: the same
 /// gradient, one pass over a large tensor fewer.
 fn move_relu_masks(nodes: &mut [Node], output: usize) {
-    let mut readers = vec![0usize; nodes.len() + 1];
-    for node in nodes.iter() {
-        for &i in &node.inputs {
-            readers[i] += 1;
-        }
-    }
+    let readers = readers(nodes);
     for reader in 0..nodes.len() {
         let &[src] = &nodes[reader].inputs[..] else {
             continue;
@@ -188,6 +178,17 @@ fn move_relu_masks(nodes: &mut [Node], output: usize) {
             producer.relu_mask_taken_downstream();
         }
     }
+}
+
+/// How many node inputs read each value (0 is the graph input, i + 1 node i's output).
+fn readers(nodes: &[Node]) -> Vec<usize> {
+    let mut readers = vec![0usize; nodes.len() + 1];
+    for node in nodes {
+        for &i in &node.inputs {
+            readers[i] += 1;
+        }
+    }
+    readers
 }
 
 /// The original id of the value that now lives at `new` (the last one mapped there).

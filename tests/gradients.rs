@@ -13,6 +13,11 @@ use axonal::{Context, Graph, GraphBuilder, Rng, Sequential};
 
 const H: f32 = 2e-3;
 
+/// What the profile shows for each node after fusion.
+fn labels(graph: &Graph) -> Vec<String> {
+    graph.nodes().into_iter().map(|n| n.label).collect()
+}
+
 fn fill(graph: &mut Graph, batch: usize, rng: &mut Rng) {
     for v in graph.input_mut(batch).unwrap() {
         *v = rng.uniform_in(-1.0, 1.0);
@@ -123,8 +128,7 @@ fn activations_that_need_their_input_run_unfused() {
             .push("fc2", Linear::new(5, 2, &mut rng))
             .build()
             .unwrap();
-        let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
-        assert_eq!(labels, ["fc1", "act", "fc2"]);
+        assert_eq!(labels(&graph), ["fc1", "act", "fc2"]);
         check(graph, 3, 4);
     }
 }
@@ -200,9 +204,8 @@ fn a_residual_dag_sums_the_gradients_of_both_branches() {
     let fc = g.add("fc", Linear::new(4, 3, &mut rng), &[gap]).unwrap();
     let graph = g.build(fc).unwrap();
     // stem has one reader, so its ReLU is fused, though the ReLU's output has two.
-    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
     assert_eq!(
-        labels,
+        labels(&graph),
         ["stem+stem_relu", "branch", "add", "relu", "gap", "fc"]
     );
     check(graph, 2, 31);
@@ -224,9 +227,8 @@ fn a_residual_dag_sums_the_gradients_of_both_branches() {
 fn the_graph_fuses_activations_into_their_producers() {
     let mut rng = Rng::new(40);
     let graph = axonal::models::seed_cnn(&mut rng).unwrap();
-    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
     assert_eq!(
-        labels,
+        labels(&graph),
         [
             "conv1+relu1",
             "pool1",
@@ -286,8 +288,7 @@ fn batch_norm_alone_and_fused_with_relu() {
         .push("fc", Linear::new(4, 3, &mut rng))
         .build()
         .unwrap();
-    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
-    assert_eq!(labels, ["conv", "bn+relu", "gap", "fc"]);
+    assert_eq!(labels(&graph), ["conv", "bn+relu", "gap", "fc"]);
     check(graph, 3, 61);
     let mut rng = Rng::new(62);
     let graph = Sequential::new(&[6])
@@ -321,9 +322,8 @@ fn a_relu_read_only_by_a_max_pool_hands_it_the_mask() {
         .push("fc", Linear::new(4, 3, &mut rng))
         .build()
         .unwrap();
-    let labels: Vec<String> = graph.nodes().into_iter().map(|n| n.label).collect();
     assert_eq!(
-        labels,
+        labels(&graph),
         [
             "conv1+relu1",
             "pool1",

@@ -3,6 +3,7 @@
 use super::{expect_backward, expect_inputs, image_shape, Context, Layer};
 use crate::error::Result;
 use crate::tensor::Tensor;
+use axonal_kernels::eltwise::{bias_activation_backward_in_place, Activation, BiasShape, Saved};
 use axonal_kernels::pool::{
     avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward, global_avg_pool2d_forward,
     max_pool2d_backward, max_pool2d_forward, Pool2dDesc,
@@ -111,10 +112,17 @@ impl Layer for MaxPool2d {
         expect_backward("max_pool2d", inputs, dx, 1)?;
         if let Some(dx) = dx[0].as_deref_mut() {
             if self.relu_mask {
-                // PyTorch's ReLU backward: the gradient where the output is > 0.
-                for (g, &v) in dy.iter_mut().zip(y.data()) {
-                    *g = if v > 0.0 { *g } else { 0.0 };
-                }
+                // The ReLU's backward, from this layer's output (no bias).
+                let shape = BiasShape::new(1, 1, dy.len());
+                let saved = Saved::Output(y.data());
+                bias_activation_backward_in_place(
+                    &shape,
+                    Activation::Relu,
+                    saved,
+                    dy,
+                    None,
+                    ctx.par,
+                )?;
             }
             let desc = self.window.desc("max_pool2d", inputs[0].shape())?;
             max_pool2d_backward(&desc, dy, &self.argmax, dx, ctx.par)?;
