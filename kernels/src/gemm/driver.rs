@@ -7,9 +7,9 @@
 //!           pack op(B)[pc, jc] into NR-wide micro-panels
 //!     loop 3: for each MC-tall row block ic of the part
 //!             pack op(A)[ic, pc] into MR-tall micro-panels
-//!       loop 2: for each micro-panel jr of the B block
-//!         loop 1: for each micro-panel ir of the A block
+//!       loops 2 and 1: for each tile of the block, row panels or column panels first
 //!                 microkernel → tile → store with epilogue
+//!                 (one call of the ISA's sweep for the whole block, where it has one)
 //! ```
 //!
 //! Every element of C is summed over the same KC slices in the same order, whichever
@@ -17,7 +17,7 @@
 
 use super::blocking::Blocking;
 use super::epilogue::{Bias, Epilogue};
-use super::microkernel::{self, DirectStore, MicroKernel};
+use super::microkernel::{self, for_each_tile, DirectStore, MicroKernel, TileOrder};
 use super::operand::OperandA;
 use super::pack::{pack_panels, packed_len, StridedMatrix};
 use super::store::{activate_tile, store_tile, COut, StoreStep, TilePos};
@@ -236,40 +236,21 @@ fn run_part(
                     let mc = blocking.mc.min(rows.end - ic);
                     with_buffer(Buffer::PackA, packed_len(mc, kc, mr), |a_pack| {
                         p.a.pack((ic, mc), (pc, kc), mr, a_pack);
-                        let mut tile = [0.0f32; MAX_TILE];
-                        let mut one_tile =
-                            |ir: usize, a_panel: &[f32], jr: usize, b_panel: &[f32]| {
-                                let (i0, j0) = (ic + ir * mr, jc + jr * nr);
-                                let pos = TilePos {
-                                    i0,
-                                    j0,
-                                    rows: mr.min(ic + mc - i0),
-                                    cols: nr.min(jc + nc - j0),
-                                };
-                                compute_and_store(
-                                    p, kernel, kc, a_panel, b_panel, pos, step, &mut tile,
-                                );
-                            };
-                        let a_panels = a_pack.chunks_exact(kc * mr);
-                        let b_panels = b_pack.chunks_exact(kc * nr);
-                        if b_pack.len() * F32_BYTES <= l2_half {
-                            // The whole B block sits in L2 (shallow K): sweep C row panel by
-                            // row panel, so that stores run along a few rows (few pages,
-                            // long write streams) instead of hopping down every row.
-                            for (ir, a_panel) in a_panels.enumerate() {
-                                for (jr, b_panel) in b_panels.clone().enumerate() {
-                                    one_tile(ir, a_panel, jr, b_panel);
-                                }
-                            }
+                        let block = TilePos {
+                            i0: ic,
+                            j0: jc,
+                            rows: mc,
+                            cols: nc,
+                        };
+                        // With the whole B block in L2 (shallow K), sweeping C row panel
+                        // by row panel keeps the stores along a few rows: few pages,
+                        // long write streams.
+                        let order = if b_pack.len() * F32_BYTES <= l2_half {
+                            TileOrder::RowPanels
                         } else {
-                            // BLIS order: the B micro-panel stays in L1 while the A
-                            // micro-panels stream past it from L2.
-                            for (jr, b_panel) in b_panels.enumerate() {
-                                for (ir, a_panel) in a_panels.clone().enumerate() {
-                                    one_tile(ir, a_panel, jr, b_panel);
-                                }
-                            }
-                        }
+                            TileOrder::ColumnPanels
+                        };
+                        compute_block(p, kernel, kc, (a_pack, b_pack), block, order, step);
                     });
                 }
             });
@@ -277,56 +258,78 @@ fn run_part(
     }
 }
 
-/// Computes one tile and merges it into C: straight from the registers when C's rows are
-/// contiguous (where the ISA can), through the tile buffer otherwise.
-#[allow(clippy::too_many_arguments)] // the tile's whole context, passed once per tile
-fn compute_and_store(
+/// Computes one packed block of C (`block`, in C's coordinates) and merges it into C:
+/// straight from the registers, one sweep, when C's rows are contiguous (where the ISA
+/// can); tile by tile through the tile buffer otherwise.
+fn compute_block(
     p: &Problem<'_>,
     kernel: MicroKernel,
     kc: usize,
-    a_panel: &[f32],
-    b_panel: &[f32],
-    pos: TilePos,
+    (a_pack, b_pack): (&[f32], &[f32]),
+    block: TilePos,
+    order: TileOrder,
     step: StoreStep<'_>,
-    tile: &mut [f32; MAX_TILE],
 ) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
     let activation = p.epilogue.activation;
-    match kernel.compute_into {
-        Some(compute_into) if p.c.col_stride == 1 => {
+    let in_c = |pos: TilePos| TilePos {
+        i0: block.i0 + pos.i0,
+        j0: block.j0 + pos.j0,
+        ..pos
+    };
+    match kernel.sweep_into {
+        Some(sweep_into) if p.c.col_stride == 1 => {
+            let (rows, cols) = (
+                block.i0..block.i0 + block.rows,
+                block.j0..block.j0 + block.cols,
+            );
             let (row_bias, col_bias) = match p.epilogue.bias {
-                Bias::PerRow(b) if step.last => (Some(b[pos.i0..pos.i0 + pos.rows].as_ptr()), None),
-                Bias::PerCol(b) if step.last => (None, Some(b[pos.j0..pos.j0 + pos.cols].as_ptr())),
+                Bias::PerRow(b) if step.last => (Some(b[rows].as_ptr()), None),
+                Bias::PerCol(b) if step.last => (None, Some(b[cols].as_ptr())),
                 _ => (None, None),
             };
             let out = DirectStore {
-                c: p.c.element_ptr(pos.i0, pos.j0),
+                c: p.c.element_ptr(block.i0, block.j0),
                 row_stride: p.c.row_stride,
-                rows: pos.rows,
-                cols: pos.cols,
+                rows: block.rows,
+                cols: block.cols,
                 alpha: p.epilogue.alpha,
                 beta: if step.first { p.epilogue.beta } else { 1.0 },
                 row_bias,
                 col_bias,
                 relu: step.last && activation == Activation::Relu,
             };
-            // SAFETY: the panels hold kc·mr and kc·nr values; the tile's live rows and
-            // columns are contiguous rows (col_stride 1) inside C (validated strides) that
-            // no other work item covers; the biases were sliced to the live rows / columns.
-            unsafe { compute_into(kc, a_panel, b_panel, &out) };
-            if step.last && !matches!(activation, Activation::Identity | Activation::Relu) {
-                // SAFETY: the same tile, still ours.
-                unsafe { activate_tile(p.c, pos, activation) };
-            }
+            // The activations the store cannot apply run over each tile once it is out.
+            let mut activate = |pos: TilePos| {
+                // SAFETY: the tile just stored: inside C (validated strides) and covered
+                // by no other work item.
+                unsafe { activate_tile(p.c, in_c(pos), activation) };
+            };
+            let after_tile: Option<&mut dyn FnMut(TilePos)> =
+                if step.last && !matches!(activation, Activation::Identity | Activation::Relu) {
+                    Some(&mut activate)
+                } else {
+                    None
+                };
+            // SAFETY: the packs hold the block's panels (packed above for these rows,
+            // columns and kc); the block's rows are contiguous (col_stride 1) inside C
+            // (validated strides), and no other work item covers them; the biases were
+            // sliced to the block's rows / columns.
+            unsafe { sweep_into(kc, a_pack, b_pack, order, &out, after_tile) };
         }
         _ => {
-            (kernel.compute)(kc, a_panel, b_panel, tile);
-            // SAFETY: the tile lies in C (validated strides) and no other work item
-            // covers these rows and columns.
-            unsafe { store_tile(p.c, pos, tile, kernel.nr, step) };
+            let mut tile = [0.0f32; MAX_TILE];
+            for_each_tile((block.rows, mr), (block.cols, nr), order, |ia, jb, pos| {
+                let a_panel = &a_pack[ia * kc * mr..(ia + 1) * kc * mr];
+                let b_panel = &b_pack[jb * kc * nr..(jb + 1) * kc * nr];
+                (kernel.compute)(kc, a_panel, b_panel, &mut tile);
+                // SAFETY: the tile lies in C (validated strides) and no other work item
+                // covers these rows and columns.
+                unsafe { store_tile(p.c, in_c(pos), &tile, nr, step) };
+            });
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::Grid;

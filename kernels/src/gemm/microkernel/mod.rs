@@ -3,12 +3,15 @@
 //! A microkernel multiplies one packed micro-panel of A (`k × MR`, k-major) by one packed
 //! micro-panel of B (`k × NR`, k-major) and writes the `MR × NR` product, row-major, into
 //! a small tile buffer that the store step (`gemm::store`) then merges into C with the
-//! epilogue. Everything around it — blocking, packing, threading — is shared by all ISAs.
+//! epilogue. Where an ISA can, it also sweeps a whole packed block and merges each tile
+//! into C straight from its registers ([`SweepInto`]). Everything around it — blocking,
+//! packing, threading — is shared by all ISAs.
 
 mod avx2_6x16;
 mod neon_8x8;
 mod scalar_4x4;
 
+use super::store::TilePos;
 use crate::arch::Isa;
 
 /// A microkernel and the tile shape it computes.
@@ -21,38 +24,114 @@ pub(crate) struct MicroKernel {
     /// `tile[i * nr + j] = Σ_p a[p * mr + i] · b[p * nr + j]` for p < k.
     /// Panics if a slice is shorter than `k * mr`, `k * nr` or `mr * nr`.
     pub compute: fn(k: usize, a: &[f32], b: &[f32], tile: &mut [f32]),
-    /// The same product merged straight from the registers into a whole tile of C with
-    /// contiguous rows (see [`DirectStore`]), where the ISA has such a path.
-    pub compute_into: Option<ComputeInto>,
+    /// The product of whole packed blocks merged straight from the registers into C
+    /// with contiguous rows (see [`SweepInto`]), where the ISA has such a path.
+    pub sweep_into: Option<SweepInto>,
 }
 
-/// Computes a tile and merges its top-left `out.rows × out.cols` corner into C with a
-/// [`DirectStore`].
+/// Computes every tile of a packed block, in `order`, and merges each into C with a
+/// [`DirectStore`] narrowed to it; after each tile, calls `after_tile` (when given) with
+/// the tile's position inside the block, while the tile is still in L1.
+///
+/// One call per block rather than per tile: with a shallow K (9 for a 3 × 3 one-channel
+/// convolution), a call, its checks and its epilogue setup cost as much as the product.
 ///
 /// # Safety
-/// `a` and `b` hold at least `k·mr` and `k·nr` values; `out.rows ≤ mr`, `out.cols ≤ nr`;
-/// the `out.rows` rows of `out.cols` contiguous floats at `out.c + i · out.row_stride`
-/// are valid for reads and writes, and no other thread touches them during the call;
-/// the biases, when given, hold `out.rows` / `out.cols` values.
-pub(crate) type ComputeInto = unsafe fn(k: usize, a: &[f32], b: &[f32], out: &DirectStore);
+/// `a_panels` holds `⌈out.rows / mr⌉` packed A micro-panels of `k·mr` values and
+/// `b_panels` `⌈out.cols / nr⌉` B micro-panels of `k·nr`; `k > 0`; the `out.rows` rows
+/// of `out.cols` contiguous floats at `out.c + i · out.row_stride` are valid for reads
+/// and writes, and no other thread touches them during the call; the biases, when given,
+/// hold `out.rows` / `out.cols` values.
+pub(crate) type SweepInto = unsafe fn(
+    k: usize,
+    a_panels: &[f32],
+    b_panels: &[f32],
+    order: TileOrder,
+    out: &DirectStore,
+    after_tile: Option<&mut dyn FnMut(TilePos)>,
+);
 
-/// Where and how a microkernel stores its tile: C ← relu?(alpha·AB + beta·C + bias).
+/// Where and how a microkernel stores a block of C: C ← relu?(alpha·AB + beta·C + bias).
 ///
 /// `beta == 0` does not read C. The driver uses it for the linear part of every epilogue
-/// (and ReLU); other activations run over the stored tile afterwards while it is in L1.
+/// (and ReLU); other activations run over each stored tile afterwards while it is in L1.
 pub(crate) struct DirectStore {
     pub c: *mut f32,
     pub row_stride: usize,
-    /// Rows and columns of the tile that lie inside C (the rest is zero padding).
+    /// Rows and columns of the block inside C (the tiles' padding lies outside them).
     pub rows: usize,
     pub cols: usize,
     pub alpha: f32,
     pub beta: f32,
-    /// One value per row of the tile inside C.
+    /// One value per row of the block.
     pub row_bias: Option<*const f32>,
-    /// One value per column of the tile inside C.
+    /// One value per column of the block.
     pub col_bias: Option<*const f32>,
     pub relu: bool,
+}
+
+impl DirectStore {
+    /// The same store narrowed to the tile at `pos` (inside the block).
+    #[inline(always)]
+    pub fn tile(&self, pos: TilePos) -> DirectStore {
+        DirectStore {
+            c: self.c.wrapping_add(pos.i0 * self.row_stride + pos.j0),
+            rows: pos.rows,
+            cols: pos.cols,
+            row_bias: self.row_bias.map(|b| b.wrapping_add(pos.i0)),
+            col_bias: self.col_bias.map(|b| b.wrapping_add(pos.j0)),
+            ..*self
+        }
+    }
+}
+
+/// The order in which the tiles of a packed block are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TileOrder {
+    /// Row panel after row panel: each A micro-panel meets every B micro-panel in turn,
+    /// so stores run along a few rows of C (when the whole B block sits in L2).
+    RowPanels,
+    /// BLIS's order: each B micro-panel stays in L1 while the A micro-panels stream past
+    /// it from L2.
+    ColumnPanels,
+}
+
+/// Calls `tile(a_panel, b_panel, pos)` for each `mr × nr` tile of a `rows × cols` block
+/// in `order`: the indices of its A and B micro-panels and its live part in the block.
+#[inline(always)]
+pub(crate) fn for_each_tile(
+    (rows, mr): (usize, usize),
+    (cols, nr): (usize, usize),
+    order: TileOrder,
+    mut tile: impl FnMut(usize, usize, TilePos),
+) {
+    let mut visit = |ia: usize, jb: usize| {
+        let (i0, j0) = (ia * mr, jb * nr);
+        let pos = TilePos {
+            i0,
+            j0,
+            rows: mr.min(rows - i0),
+            cols: nr.min(cols - j0),
+        };
+        tile(ia, jb, pos);
+    };
+    let (a_panels, b_panels) = (rows.div_ceil(mr), cols.div_ceil(nr));
+    match order {
+        TileOrder::RowPanels => {
+            for ia in 0..a_panels {
+                for jb in 0..b_panels {
+                    visit(ia, jb);
+                }
+            }
+        }
+        TileOrder::ColumnPanels => {
+            for jb in 0..b_panels {
+                for ia in 0..a_panels {
+                    visit(ia, jb);
+                }
+            }
+        }
+    }
 }
 
 /// The microkernel of an ISA path.

@@ -9,7 +9,7 @@ pub(crate) const KERNEL: MicroKernel = MicroKernel {
     mr: MR,
     nr: NR,
     compute,
-    compute_into: None,
+    sweep_into: None,
 };
 
 const MR: usize = 8;
