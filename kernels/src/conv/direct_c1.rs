@@ -102,31 +102,106 @@ fn window_origin(g: &Geometry, rows: &[Option<usize>; MAX_TAPS], ow: usize) -> O
     }
 }
 
-/// [`gather`], straight from the image when the whole window lies inside it.
-#[inline(always)]
-fn window<const T: usize>(
-    g: &Geometry,
-    image: &[f32],
-    rows: &[Option<usize>; MAX_TAPS],
-    offsets: &[usize; T],
-    ow: usize,
-) -> [f32; T] {
-    match window_origin(g, rows, ow) {
-        Some(origin) => {
-            let mut xs = [0.0f32; T];
-            for (x, &o) in xs.iter_mut().zip(offsets) {
-                *x = image[origin + o];
-            }
-            xs
+/// The input value of tap `t` of one output pixel's window: read straight from the
+/// image when the whole window lies inside it, from the window gathered with its
+/// padding otherwise.
+#[derive(Clone, Copy)]
+enum Window<'a, const T: usize> {
+    Inside {
+        image: &'a [f32],
+        origin: usize,
+        offsets: &'a [usize; T],
+    },
+    Padded([f32; T]),
+}
+
+impl<const T: usize> Window<'_, T> {
+    #[inline(always)]
+    fn tap(&self, t: usize) -> f32 {
+        match self {
+            Window::Inside {
+                image,
+                origin,
+                offsets,
+            } => image[origin + offsets[t]],
+            Window::Padded(xs) => xs[t],
         }
-        None => gather::<T>(g, image, rows, ow),
     }
 }
 
-/// Output row `oh` of one image: `y_row` (OW × K) = bias + Σ taps x·wᵀ, with `wt` the
-/// weights tap-major (T × K).
+/// The window of output column `ow` in the output row whose [`row_offsets`] are `rows`.
 #[inline(always)]
-fn forward_row<L: Lanes, const T: usize>(
+fn window<'a, const T: usize>(
+    g: &Geometry,
+    image: &'a [f32],
+    rows: &[Option<usize>; MAX_TAPS],
+    offsets: &'a [usize; T],
+    ow: usize,
+) -> Window<'a, T> {
+    match window_origin(g, rows, ow) {
+        Some(origin) => Window::Inside {
+            image,
+            origin,
+            offsets,
+        },
+        None => Window::Padded(gather::<T>(g, image, rows, ow)),
+    }
+}
+
+/// Stores `v`, or max(v, 0) with `RELU`, into `n` values of `out` from `at`.
+#[inline(always)]
+fn store_output<L: Lanes, const RELU: bool>(v: L, out: &mut [f32], at: usize, n: usize) {
+    let v = if RELU { v.max(L::splat(0.0)) } else { v };
+    if n == L::LANES {
+        v.store(&mut out[at..at + n]);
+    } else {
+        store_n(v, out, at, n);
+    }
+}
+
+/// The four vectors of channels from `k0` of two output pixels whose tap values are
+/// `x0(t)` and `x1(t)`: bias + Σ taps x·wᵀ, with `wt` the weights tap-major (T × `k`).
+#[inline(always)]
+fn pair_block<L: Lanes, const T: usize>(
+    x0: impl Fn(usize) -> f32,
+    x1: impl Fn(usize) -> f32,
+    (wt, k, k0): (&[f32], usize, usize),
+    bias: [L; CHANNEL_VECTORS],
+) -> [[L; CHANNEL_VECTORS]; 2] {
+    let lanes = L::LANES;
+    // Named accumulators, not an array, so that all eight stay in registers.
+    let [mut a0, mut a1, mut a2, mut a3] = bias;
+    let [mut c0, mut c1, mut c2, mut c3] = bias;
+    for (t, w) in wt.chunks_exact(k).enumerate().take(T) {
+        let w = &w[k0..k0 + CHANNEL_VECTORS * lanes];
+        let (w0, w1, w2, w3) = (
+            L::load(w),
+            L::load(&w[lanes..]),
+            L::load(&w[2 * lanes..]),
+            L::load(&w[3 * lanes..]),
+        );
+        let (x0, x1) = (L::splat(x0(t)), L::splat(x1(t)));
+        a0 = x0.mul_add(w0, a0);
+        a1 = x0.mul_add(w1, a1);
+        a2 = x0.mul_add(w2, a2);
+        a3 = x0.mul_add(w3, a3);
+        c0 = x1.mul_add(w0, c0);
+        c1 = x1.mul_add(w1, c1);
+        c2 = x1.mul_add(w2, c2);
+        c3 = x1.mul_add(w3, c3);
+    }
+    [[a0, a1, a2, a3], [c0, c1, c2, c3]]
+}
+
+/// Output row `oh` of one image: `y_row` (OW × K) = relu?(bias + Σ taps x·wᵀ), with `wt`
+/// the weights tap-major (T × K).
+///
+/// The channel blocks are the outer loop and the pixels the inner one, so that each
+/// pixel's input values are broadcast inside the loop that uses them: with the pixels
+/// outside, the compiler hoists the 2·T broadcasts out of the channel loop and spills
+/// them to the stack.
+#[inline(always)]
+fn forward_row<L: Lanes, const T: usize, const RELU: bool>(
     g: &Geometry,
     image: &[f32],
     oh: usize,
@@ -135,87 +210,89 @@ fn forward_row<L: Lanes, const T: usize>(
     y_row: &mut [f32],
 ) {
     let k = bias.len();
-    let block = CHANNEL_VECTORS * L::LANES;
+    let lanes = L::LANES;
+    let block = CHANNEL_VECTORS * lanes;
     let rows = row_offsets(g, oh);
     let offsets = tap_offsets::<T>(g);
-    let mut ow = 0;
-    while ow < g.w.output {
-        // Two pixels at a time (the last one alone when the row is odd).
-        let pair = (g.w.output - ow).min(2);
-        let xs = [
-            window::<T>(g, image, &rows, &offsets, ow),
-            window::<T>(g, image, &rows, &offsets, ow + pair - 1),
+    let mut k0 = 0;
+    // Whole blocks of four vectors: no partial loads.
+    while k0 + block <= k {
+        let b = &bias[k0..k0 + block];
+        let b = [
+            L::load(b),
+            L::load(&b[lanes..]),
+            L::load(&b[2 * lanes..]),
+            L::load(&b[3 * lanes..]),
         ];
-        let mut k0 = 0;
-        // Whole blocks of four vectors: no partial loads. Named accumulators, not an
-        // array, so that all eight stay in registers.
-        while k0 + block <= k {
-            let lanes = L::LANES;
-            let b = &bias[k0..k0 + block];
-            let (mut a0, mut a1, mut a2, mut a3) = (
-                L::load(b),
-                L::load(&b[lanes..]),
-                L::load(&b[2 * lanes..]),
-                L::load(&b[3 * lanes..]),
-            );
-            let (mut c0, mut c1, mut c2, mut c3) = (a0, a1, a2, a3);
-            for (t, w) in wt.chunks_exact(k).enumerate().take(T) {
-                let w = &w[k0..k0 + block];
-                let (w0, w1, w2, w3) = (
-                    L::load(w),
-                    L::load(&w[lanes..]),
-                    L::load(&w[2 * lanes..]),
-                    L::load(&w[3 * lanes..]),
-                );
-                let (x0, x1) = (L::splat(xs[0][t]), L::splat(xs[1][t]));
-                a0 = x0.mul_add(w0, a0);
-                a1 = x0.mul_add(w1, a1);
-                a2 = x0.mul_add(w2, a2);
-                a3 = x0.mul_add(w3, a3);
-                c0 = x1.mul_add(w0, c0);
-                c1 = x1.mul_add(w1, c1);
-                c2 = x1.mul_add(w2, c2);
-                c3 = x1.mul_add(w3, c3);
-            }
-            for (p, acc) in [[a0, a1, a2, a3], [c0, c1, c2, c3]]
-                .iter()
-                .enumerate()
-                .take(pair)
-            {
-                let out = &mut y_row[(ow + p) * k + k0..(ow + p) * k + k0 + block];
-                for (j, v) in acc.iter().enumerate() {
-                    v.store(&mut out[j * lanes..]);
+        let mut ow = 0;
+        while ow < g.w.output {
+            // Two pixels at a time (the last one alone when the row is odd).
+            let pair = (g.w.output - ow).min(2);
+            let x0 = window::<T>(g, image, &rows, &offsets, ow);
+            let x1 = window::<T>(g, image, &rows, &offsets, ow + pair - 1);
+            let acc = match (x0, x1) {
+                // Both windows inside the image (every pixel when there is no padding):
+                // their values broadcast straight from it.
+                (Window::Inside { origin: o0, .. }, Window::Inside { origin: o1, .. }) => {
+                    pair_block::<L, T>(
+                        |t| image[o0 + offsets[t]],
+                        |t| image[o1 + offsets[t]],
+                        (wt, k, k0),
+                        b,
+                    )
+                }
+                _ => pair_block::<L, T>(|t| x0.tap(t), |t| x1.tap(t), (wt, k, k0), b),
+            };
+            for (p, acc) in acc.iter().enumerate().take(pair) {
+                let at = (ow + p) * k + k0;
+                for (j, &v) in acc.iter().enumerate() {
+                    store_output::<L, RELU>(v, y_row, at + j * lanes, lanes);
                 }
             }
-            k0 += block;
+            ow += pair;
         }
-        // The remaining channels, vector by vector, the last one partial.
-        while k0 < k {
-            let n = L::LANES.min(k - k0);
-            let b = load_n::<L>(bias, k0, n);
-            let mut acc = [b, b];
-            for ((&x0, &x1), w) in xs[0].iter().zip(&xs[1]).zip(wt.chunks_exact(k)) {
-                let w = load_n::<L>(w, k0, n);
-                acc[0] = L::splat(x0).mul_add(w, acc[0]);
-                acc[1] = L::splat(x1).mul_add(w, acc[1]);
+        k0 += block;
+    }
+    // The remaining channels, vector by vector, the last one partial.
+    while k0 < k {
+        let n = lanes.min(k - k0);
+        let b = load_n::<L>(bias, k0, n);
+        for ow in 0..g.w.output {
+            let x = window::<T>(g, image, &rows, &offsets, ow);
+            let mut acc = b;
+            for (t, w) in wt.chunks_exact(k).enumerate().take(T) {
+                acc = L::splat(x.tap(t)).mul_add(load_n::<L>(w, k0, n), acc);
             }
-            for (p, acc) in acc.iter().enumerate().take(pair) {
-                store_n(*acc, &mut y_row[(ow + p) * k..(ow + p + 1) * k], k0, n);
-            }
-            k0 += n;
+            store_output::<L, RELU>(acc, y_row, ow * k + k0, n);
         }
-        ow += pair;
+        k0 += n;
     }
 }
 
-/// Every output row of the chunk `y_rows` (rows `first_row..`, each OW × K). Inlined
-/// into the dispatcher's `target_feature` function, as is everything it calls.
+/// Every output row of the chunk `y_rows` (rows `first_row..`, each OW × K), with a
+/// fused ReLU when `relu`. Inlined into the dispatcher's `target_feature` function, as
+/// is everything it calls.
 #[inline(always)]
 fn forward_rows<L: Lanes>(
     plan: &Plan,
     x: &[f32],
-    wt: &[f32],
-    bias: &[f32],
+    (wt, bias): (&[f32], &[f32]),
+    relu: bool,
+    first_row: usize,
+    y_rows: &mut [f32],
+) {
+    if relu {
+        forward_rows_of::<L, true>(plan, x, (wt, bias), first_row, y_rows)
+    } else {
+        forward_rows_of::<L, false>(plan, x, (wt, bias), first_row, y_rows)
+    }
+}
+
+#[inline(always)]
+fn forward_rows_of<L: Lanes, const RELU: bool>(
+    plan: &Plan,
+    x: &[f32],
+    (wt, bias): (&[f32], &[f32]),
     first_row: usize,
     y_rows: &mut [f32],
 ) {
@@ -226,11 +303,11 @@ fn forward_rows<L: Lanes>(
         let (n, oh) = (row / g.h.output, row % g.h.output);
         let image = &x[n * plan.input_len..(n + 1) * plan.input_len];
         match g.taps() {
-            1 => forward_row::<L, 1>(g, image, oh, wt, bias, y_row),
-            4 => forward_row::<L, 4>(g, image, oh, wt, bias, y_row),
-            9 => forward_row::<L, 9>(g, image, oh, wt, bias, y_row),
-            16 => forward_row::<L, 16>(g, image, oh, wt, bias, y_row),
-            _ => forward_row::<L, 25>(g, image, oh, wt, bias, y_row),
+            1 => forward_row::<L, 1, RELU>(g, image, oh, wt, bias, y_row),
+            4 => forward_row::<L, 4, RELU>(g, image, oh, wt, bias, y_row),
+            9 => forward_row::<L, 9, RELU>(g, image, oh, wt, bias, y_row),
+            16 => forward_row::<L, 16, RELU>(g, image, oh, wt, bias, y_row),
+            _ => forward_row::<L, 25, RELU>(g, image, oh, wt, bias, y_row),
         }
     }
 }
@@ -240,8 +317,8 @@ lanes_dispatch! {
     fn forward_rows_on(
         plan: &Plan,
         x: &[f32],
-        wt: &[f32],
-        bias: &[f32],
+        weights: (&[f32], &[f32]),
+        relu: bool,
         first_row: usize,
         y_rows: &mut [f32],
     ) => forward_rows
@@ -281,8 +358,9 @@ pub(super) fn forward(
         let row_len = plan.geometry.w.output * k;
         let rows = rows_per_item(plan);
         for_each_chunk_mut(par, y, rows * row_len, |item, y_rows| {
-            forward_rows_on(isa, plan, x, wt, b, item * rows, y_rows);
-            if activation != Activation::Identity {
+            let relu = activation == Activation::Relu;
+            forward_rows_on(isa, plan, x, (wt, b), relu, item * rows, y_rows);
+            if !matches!(activation, Activation::Identity | Activation::Relu) {
                 activate_slice_on(isa, activation, y_rows).expect("a validated activation");
             }
         });
