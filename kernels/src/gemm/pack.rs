@@ -6,7 +6,7 @@
 //! (`panel[p * nr + j]`). Rows or columns past the edge are zeros, so the microkernel
 //! always computes whole tiles and the store step drops the padding.
 
-use super::pack_avx2::pack_six_rows;
+use super::pack_avx2::{pack_six_rows, pack_sixteen_rows};
 
 /// A strided view of a matrix: element (i, j) at `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy)]
@@ -145,6 +145,12 @@ fn gather_panel<const W: usize>(
             return;
         }
     }
+    if W == 16 && live == W && m.col_stride == 1 {
+        let sixteen: [&[f32]; 16] = std::array::from_fn(|i| rows[i]);
+        if pack_sixteen_rows(sixteen, cols, panel) {
+            return;
+        }
+    }
     for (p, step) in panel.chunks_exact_mut(W).take(cols).enumerate() {
         let at = p * m.col_stride;
         let step: &mut [f32; W] = step.try_into().expect("chunks of W");
@@ -182,18 +188,19 @@ mod tests {
 
     #[test]
     fn panels_hold_the_block_k_major_and_zero_padded() {
-        // Row-major (the 6-row panels of row-major A take the transposing AVX2 pack where
-        // the CPU has it: two steps of 8 columns and a tail of 3), column-major and a
-        // padded general layout; panels of 4 and of 6 rows, the last one partial.
-        for width in [4, 6] {
-            for (rs, cs) in [(23, 1), (1, 15), (50, 2)] {
-                let data = matrix(15, 23, rs, cs);
+        // Row-major (6- and 16-row panels of row-major rows take the transposing AVX2
+        // packs where the CPU has them: two steps of 8 columns and a tail of 3),
+        // column-major and a padded general layout; panels of 4, 6 and 16 rows, the
+        // last one partial.
+        for width in [4, 6, 16] {
+            for (rs, cs) in [(23, 1), (1, 40), (50, 2)] {
+                let data = matrix(40, 23, rs, cs);
                 let m = StridedMatrix {
                     data: &data,
                     row_stride: rs,
                     col_stride: cs,
                 };
-                let (rows, cols) = ((1, 13), (2, 19));
+                let (rows, cols) = ((1, 37), (2, 19));
                 let mut out = vec![f32::NAN; packed_len(rows.1, cols.1, width)];
                 pack_panels(m, rows, cols, width, &mut out);
                 for q in 0..rows.1.div_ceil(width) {

@@ -1,6 +1,8 @@
-//! Packing six contiguous rows into a 6-row micro-panel with AVX2: the A side of the
-//! AVX2 microkernel when A is row-major (Winograd's tile matrices, im2col columns in
-//! NHWC, a linear layer's activations).
+//! Packing contiguous rows into the AVX2 microkernel's micro-panels with AVX2
+//! transposes: six rows into a 6-row A panel when A is row-major (Winograd's tile
+//! matrices, im2col columns in NHWC, a linear layer's activations), and sixteen rows
+//! into a 16-column B panel when op(B) is a transposed row-major matrix (a linear
+//! layer's weights, W in x·Wᵀ).
 //!
 //! The panel wants each column's six values side by side (`panel[p * 6 + i]`), the
 //! rows hold them 6 apart. Element by element that is 6 loads and 6 stores per column;
@@ -100,6 +102,84 @@ unsafe fn transpose_steps(rows: [*const f32; 6], cols: usize, panel: *mut f32) {
             }
         }
     }
+}
+
+/// Packs `cols` columns of the sixteen rows `rows` (each at least `cols` long) into
+/// `panel` (`16 · cols` values, column after column): per step of eight columns, two
+/// 8 × 8 transposes and sixteen whole-vector stores, where a gather takes sixteen
+/// scalar loads per column. Returns `false`, packing nothing, where the CPU lacks AVX2
+/// (sixteen-wide panels are the AVX2 microkernel's).
+pub(super) fn pack_sixteen_rows(rows: [&[f32]; 16], cols: usize, panel: &mut [f32]) -> bool {
+    if !crate::arch::Isa::Avx2.is_available() {
+        return false;
+    }
+    assert!(
+        rows.iter().all(|row| row.len() >= cols) && panel.len() >= 16 * cols,
+        "rows or panel shorter than the columns packed"
+    );
+    let whole = cols / STEP * STEP;
+    // SAFETY: AVX2 is available (checked above); every row holds `whole` ≤ `cols` values
+    // and the panel `16 · whole` (asserted), which is all `transpose_sixteen` touches.
+    unsafe { transpose_sixteen(rows.map(<[f32]>::as_ptr), whole, panel.as_mut_ptr()) };
+    for p in whole..cols {
+        for (i, row) in rows.iter().enumerate() {
+            panel[p * 16 + i] = row[p];
+        }
+    }
+    true
+}
+
+/// The first `cols` (a multiple of [`STEP`]) columns of the sixteen rows into the panel.
+///
+/// # Safety
+/// AVX2 available; each row readable for `cols` floats; `panel` writable for `16 · cols`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_sixteen(rows: [*const f32; 16], cols: usize, panel: *mut f32) {
+    use std::arch::x86_64::*;
+    for p in (0..cols).step_by(STEP) {
+        for half in 0..2 {
+            // SAFETY: p + 8 ≤ cols, so each load stays in its row.
+            let r: [__m256; 8] =
+                std::array::from_fn(|i| unsafe { _mm256_loadu_ps(rows[half * 8 + i].add(p)) });
+            // Pairs of rows interleaved, then fours: u[j] holds rows 0–3 of column j in
+            // its low half and of column j + 4 in its high half; u[j + 4] rows 4–7.
+            let t: [__m256; 8] = std::array::from_fn(|i| {
+                let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+                if i % 2 == 0 {
+                    _mm256_unpacklo_ps(a, b)
+                } else {
+                    _mm256_unpackhi_ps(a, b)
+                }
+            });
+            let u = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            for j in 0..4 {
+                let low = _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]);
+                let high = _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]);
+                // SAFETY: columns p + j and p + j + 4 < cols: their eight values of this
+                // half lie in the panel (16 · cols floats).
+                unsafe {
+                    _mm256_storeu_ps(panel.add((p + j) * 16 + half * 8), low);
+                    _mm256_storeu_ps(panel.add((p + j + 4) * 16 + half * 8), high);
+                }
+            }
+        }
+    }
+}
+
+/// Never called: AVX2 is never available off x86_64.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn transpose_sixteen(_rows: [*const f32; 16], _cols: usize, _panel: *mut f32) {
+    unreachable!("AVX2 is never available off x86_64")
 }
 
 /// Never called: AVX2 is never available off x86_64.
