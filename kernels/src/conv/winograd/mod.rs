@@ -34,7 +34,7 @@ use crate::eltwise::{activate_slice_on, Activation};
 use crate::gemm::{sgemm_on, Bias, Epilogue, GemmDesc, MatrixLayout};
 use crate::layout::Layout;
 use crate::parallel::{for_each_chunk_mut, Parallelism};
-use crate::workspace::{with_buffer, Buffer};
+use crate::workspace::{with_buffer, with_f32s, Buffer};
 use std::convert::Infallible;
 use transform::{input, output, rows_then_columns, ALPHA, POINTS, TAPS, TILE};
 
@@ -383,21 +383,10 @@ impl<'a> Filters<'a> {
         }
     }
 
-    /// The filters transformed into `u`: for each of the 36 points, a row-major matrix
-    /// with a row per input channel and a column per output channel of the correlation.
-    fn transform(&self, u: &mut [f32]) {
-        let (inputs, outputs) = self.channels();
-        self.for_each(|i, o, taps| {
-            let transformed = transform::filter_tile(&taps);
-            for (point, &value) in transformed.iter().flatten().enumerate() {
-                u[(point * inputs + i) * outputs + o] = value;
-            }
-        });
-    }
-
-    /// The filters as the border strips' im2col GEMM reads them: a row-major matrix with
-    /// a row per tap and input channel (channels innermost, as in a window) and a column
-    /// per output channel of the correlation.
+    /// The filters tap-major, as the border strips' im2col GEMM reads them and as
+    /// [`transform_filters_on`] takes them: a row-major matrix with a row per tap and
+    /// input channel (channels innermost, as in a window) and a column per output
+    /// channel of the correlation.
     fn direct(&self, b: &mut [f32]) {
         let (inputs, outputs) = self.channels();
         self.for_each(|i, o, taps| {
@@ -406,6 +395,36 @@ impl<'a> Filters<'a> {
             }
         });
     }
+}
+
+/// The tap-major filters `taps` ([`Filters::direct`]) of `inputs × outputs` channels
+/// transformed into `u`: for each of the 36 points, a row-major matrix with a row per
+/// input channel and a column per output channel of the correlation. A vector of
+/// output channels at a time: the rows of `taps` and of `u` run along them.
+#[inline(always)]
+fn transform_filters<L: Lanes>(taps: &[f32], (inputs, outputs): (usize, usize), u: &mut [f32]) {
+    // Consecutive taps (and consecutive points of `u`) are a whole matrix apart.
+    let stride = inputs * outputs;
+    for i in 0..inputs {
+        let mut o = 0;
+        while o < outputs {
+            let n = L::LANES.min(outputs - o);
+            let at = i * outputs + o;
+            let g: [[L; TAPS]; TAPS] = std::array::from_fn(|r| {
+                std::array::from_fn(|s| load_n(taps, (r * TAPS + s) * stride + at, n))
+            });
+            let transformed = transform::filter_tile(&g);
+            for (point, &value) in transformed.iter().flatten().enumerate() {
+                store_n(value, u, point * stride + at, n);
+            }
+            o += n;
+        }
+    }
+}
+
+lanes_dispatch! {
+    /// [`transform_filters`] on the lanes of `isa`.
+    fn transform_filters_on(taps: &[f32], channels: (usize, usize), u: &mut [f32]) => transform_filters
 }
 
 /// The correlation of `x` with the filters, plus the bias, then the activation, into
@@ -431,10 +450,13 @@ fn run(
         transformed_len + p.direct_filters_len(),
         |u| {
             let (u, direct) = u.split_at_mut(transformed_len);
-            filters.transform(u);
-            if !direct.is_empty() {
-                filters.direct(direct);
-            }
+            with_f32s(WINDOW * c * k, 0.0, |taps| {
+                filters.direct(taps);
+                transform_filters_on(isa, taps, filters.channels(), u);
+                if !direct.is_empty() {
+                    direct.copy_from_slice(taps);
+                }
+            });
             let (u, direct) = (&*u, &*direct);
             for_each_chunk_mut(par, y, images * p.output_len(), |i, y_block| {
                 let count = y_block.len() / p.output_len();

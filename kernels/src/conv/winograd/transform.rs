@@ -92,14 +92,15 @@ pub(super) fn filter_gradient(u: [f32; ALPHA]) -> [f32; TAPS] {
 
 /// G g: three filter taps to the transformed domain.
 #[inline(always)]
-fn filter(g: [f32; TAPS]) -> [f32; ALPHA] {
+fn filter<L: Lanes>(g: [L; TAPS]) -> [L; ALPHA] {
+    let sixth = L::splat(SIXTH);
     let outer = g[0] + g[2];
-    let even = g[0] * (1.0 / 24.0) + g[2] * SIXTH;
-    let odd = g[1] * (1.0 / 12.0);
+    let even = g[0] * L::splat(1.0 / 24.0) + g[2] * sixth;
+    let odd = g[1] * L::splat(1.0 / 12.0);
     [
-        g[0] * 0.25,
-        -(outer + g[1]) * SIXTH,
-        -(outer - g[1]) * SIXTH,
+        g[0] * L::splat(0.25),
+        -(outer + g[1]) * sixth,
+        -(outer - g[1]) * sixth,
         even + odd,
         even - odd,
         g[2],
@@ -137,9 +138,10 @@ pub(super) fn filter_gradient_tile(u: &[[f32; ALPHA]; ALPHA]) -> [[f32; TAPS]; T
     rows_then_columns!(|a| u[a], filter_gradient, 0.0, ALPHA => TAPS)
 }
 
-/// G g Gᵀ: a 3×3 filter to the transformed domain.
-pub(super) fn filter_tile(g: &[[f32; TAPS]; TAPS]) -> [[f32; ALPHA]; ALPHA] {
-    rows_then_columns!(|r| g[r], filter, 0.0, TAPS => ALPHA)
+/// G g Gᵀ: a 3×3 filter to the transformed domain (a vector of filters at once).
+#[inline(always)]
+pub(super) fn filter_tile<L: Lanes>(g: &[[L; TAPS]; TAPS]) -> [[L; ALPHA]; ALPHA] {
+    rows_then_columns!(|r| g[r], filter, L::splat(0.0), TAPS => ALPHA)
 }
 
 #[cfg(test)]
