@@ -78,15 +78,16 @@ pub(super) fn gradient<L: Lanes>(v: [L; TILE]) -> [L; ALPHA] {
 
 /// Gᵀ u: a transformed weight gradient back to three taps (the adjoint of [`filter`]).
 #[inline(always)]
-pub(super) fn filter_gradient(u: [f32; ALPHA]) -> [f32; TAPS] {
+pub(super) fn filter_gradient<L: Lanes>(u: [L; ALPHA]) -> [L; TAPS] {
+    let sixth = L::splat(SIXTH);
     let sum_12 = u[1] + u[2];
     let diff_12 = u[2] - u[1];
     let sum_34 = u[3] + u[4];
     let diff_34 = u[3] - u[4];
     [
-        u[0] * 0.25 - sum_12 * SIXTH + sum_34 * (1.0 / 24.0),
-        diff_12 * SIXTH + diff_34 * (1.0 / 12.0),
-        (sum_34 - sum_12) * SIXTH + u[5],
+        u[0] * L::splat(0.25) - sum_12 * sixth + sum_34 * L::splat(1.0 / 24.0),
+        diff_12 * sixth + diff_34 * L::splat(1.0 / 12.0),
+        (sum_34 - sum_12) * sixth + u[5],
     ]
 }
 
@@ -133,9 +134,11 @@ macro_rules! rows_then_columns {
 }
 pub(super) use rows_then_columns;
 
-/// Gᵀ u G: a 6×6 transformed weight gradient back to 3×3 taps.
-pub(super) fn filter_gradient_tile(u: &[[f32; ALPHA]; ALPHA]) -> [[f32; TAPS]; TAPS] {
-    rows_then_columns!(|a| u[a], filter_gradient, 0.0, ALPHA => TAPS)
+/// Gᵀ u G: a 6×6 transformed weight gradient back to 3×3 taps (a vector of them at
+/// once).
+#[inline(always)]
+pub(super) fn filter_gradient_tile<L: Lanes>(u: &[[L; ALPHA]; ALPHA]) -> [[L; TAPS]; TAPS] {
+    rows_then_columns!(|a| u[a], filter_gradient, L::splat(0.0), ALPHA => TAPS)
 }
 
 /// G g Gᵀ: a 3×3 filter to the transformed domain (a vector of filters at once).

@@ -21,7 +21,7 @@ use crate::eltwise::dispatch::lanes_dispatch;
 use crate::eltwise::lanes::{load_n, store_n, Lanes};
 use crate::gemm::{sgemm_on, Epilogue, GemmDesc, MatrixLayout, Transpose};
 use crate::parallel::{for_each_chunk_mut, Parallelism};
-use crate::workspace::{with_buffer, Buffer};
+use crate::workspace::{with_buffer, with_f32s, Buffer};
 
 /// Tiles a block aims for: the depth of each of its 36 GEMMs.
 const TARGET_TILES: usize = 288;
@@ -82,7 +82,7 @@ pub(in crate::conv) fn backward_weights(
                 });
             });
         }
-        to_filters(sums, c, k, dw);
+        to_filters(isa, sums, c, k, dw);
     });
 }
 
@@ -110,18 +110,45 @@ pub(super) fn workspace_len(plan: &Plan) -> usize {
         + p.relayout_len()
 }
 
-/// `dw` (OIHW) from the 36 transformed sums (`C × K` each): Gᵀ Ŵ G per filter.
-fn to_filters(sums: &[f32], c: usize, k: usize, dw: &mut [f32]) {
-    for (o, filters) in dw.chunks_exact_mut(c * TAPS * TAPS).enumerate() {
-        for (i, g) in filters.chunks_exact_mut(TAPS * TAPS).enumerate() {
-            let mut u = [[0.0f32; ALPHA]; ALPHA];
-            for (point, value) in u.iter_mut().flatten().enumerate() {
-                *value = sums[(point * c + i) * k + o];
+/// `dw` (OIHW) from the 36 transformed sums (`C × K` each): Gᵀ Ŵ G per filter, a
+/// vector of output channels at a time into a tap-major `C × K` matrix per tap, then
+/// reordered.
+fn to_filters(isa: Isa, sums: &[f32], c: usize, k: usize, dw: &mut [f32]) {
+    with_f32s(TAPS * TAPS * c * k, 0.0, |taps| {
+        filter_gradients_on(isa, sums, (c, k), taps);
+        for (o, filters) in dw.chunks_exact_mut(c * TAPS * TAPS).enumerate() {
+            for (i, g) in filters.chunks_exact_mut(TAPS * TAPS).enumerate() {
+                for (tap, slot) in g.iter_mut().enumerate() {
+                    *slot = taps[(tap * c + i) * k + o];
+                }
             }
-            let taps = transform::filter_gradient_tile(&u);
-            for (slot, &value) in g.iter_mut().zip(taps.iter().flatten()) {
-                *slot = value;
+        }
+    });
+}
+
+lanes_dispatch! {
+    /// [`filter_gradients`] on the lanes of `isa`.
+    fn filter_gradients_on(sums: &[f32], channels: (usize, usize), taps: &mut [f32]) => filter_gradients
+}
+
+/// The 36 transformed sums (point-major `C × K` matrices) back to 9 tap-major ones.
+#[inline(always)]
+fn filter_gradients<L: Lanes>(sums: &[f32], (c, k): (usize, usize), taps: &mut [f32]) {
+    // Consecutive points (and taps) are a whole matrix apart.
+    let stride = c * k;
+    for i in 0..c {
+        let mut o = 0;
+        while o < k {
+            let n = L::LANES.min(k - o);
+            let at = i * k + o;
+            let u: [[L; ALPHA]; ALPHA] = std::array::from_fn(|a| {
+                std::array::from_fn(|b| load_n(sums, (a * ALPHA + b) * stride + at, n))
+            });
+            let g = transform::filter_gradient_tile(&u);
+            for (tap, &value) in g.iter().flatten().enumerate() {
+                store_n(value, taps, tap * stride + at, n);
             }
+            o += n;
         }
     }
 }
