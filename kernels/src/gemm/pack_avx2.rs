@@ -20,20 +20,36 @@ const STEP: usize = 8;
 /// the CPU lacks AVX2. (Six-row panels are the AVX2 microkernel's, so a forced scalar or
 /// NEON path never comes here: their panels have 4 and 8 rows.)
 pub(super) fn pack_six_rows(rows: [&[f32]; 6], cols: usize, panel: &mut [f32]) -> bool {
+    // SAFETY: `transpose_steps` packs six rows as `pack_transposed` requires.
+    unsafe { pack_transposed(rows, cols, panel, transpose_steps) }
+}
+
+/// Packs `cols` columns of the `W` rows `rows` into a `W`-row panel: whole steps of
+/// [`STEP`] columns by `steps`, the rest one value at a time. `false` without AVX2.
+///
+/// # Safety
+/// `steps(rows, c, panel)` must, given AVX2, rows readable for `c` floats (a multiple of
+/// [`STEP`]) and a panel writable for `W · c`, touch nothing else.
+unsafe fn pack_transposed<const W: usize>(
+    rows: [&[f32]; W],
+    cols: usize,
+    panel: &mut [f32],
+    steps: unsafe fn([*const f32; W], usize, *mut f32),
+) -> bool {
     if !crate::arch::Isa::Avx2.is_available() {
         return false;
     }
     assert!(
-        rows.iter().all(|row| row.len() >= cols) && panel.len() >= 6 * cols,
+        rows.iter().all(|row| row.len() >= cols) && panel.len() >= W * cols,
         "rows or panel shorter than the columns packed"
     );
     let whole = cols / STEP * STEP;
     // SAFETY: AVX2 is available (checked above); every row holds `whole` ≤ `cols` values
-    // and the panel `6 · whole` (asserted), which is all `transpose_steps` touches.
-    unsafe { transpose_steps(rows.map(<[f32]>::as_ptr), whole, panel.as_mut_ptr()) };
+    // and the panel `W · whole` (asserted), which is all `steps` touches (the caller).
+    unsafe { steps(rows.map(<[f32]>::as_ptr), whole, panel.as_mut_ptr()) };
     for p in whole..cols {
         for (i, row) in rows.iter().enumerate() {
-            panel[p * 6 + i] = row[p];
+            panel[p * W + i] = row[p];
         }
     }
     true
@@ -110,23 +126,8 @@ unsafe fn transpose_steps(rows: [*const f32; 6], cols: usize, panel: *mut f32) {
 /// scalar loads per column. Returns `false`, packing nothing, where the CPU lacks AVX2
 /// (sixteen-wide panels are the AVX2 microkernel's).
 pub(super) fn pack_sixteen_rows(rows: [&[f32]; 16], cols: usize, panel: &mut [f32]) -> bool {
-    if !crate::arch::Isa::Avx2.is_available() {
-        return false;
-    }
-    assert!(
-        rows.iter().all(|row| row.len() >= cols) && panel.len() >= 16 * cols,
-        "rows or panel shorter than the columns packed"
-    );
-    let whole = cols / STEP * STEP;
-    // SAFETY: AVX2 is available (checked above); every row holds `whole` ≤ `cols` values
-    // and the panel `16 · whole` (asserted), which is all `transpose_sixteen` touches.
-    unsafe { transpose_sixteen(rows.map(<[f32]>::as_ptr), whole, panel.as_mut_ptr()) };
-    for p in whole..cols {
-        for (i, row) in rows.iter().enumerate() {
-            panel[p * 16 + i] = row[p];
-        }
-    }
-    true
+    // SAFETY: `transpose_sixteen` packs sixteen rows as `pack_transposed` requires.
+    unsafe { pack_transposed(rows, cols, panel, transpose_sixteen) }
 }
 
 /// The first `cols` (a multiple of [`STEP`]) columns of the sixteen rows into the panel.

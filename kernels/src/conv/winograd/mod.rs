@@ -399,27 +399,10 @@ impl<'a> Filters<'a> {
 
 /// The tap-major filters `taps` ([`Filters::direct`]) of `inputs × outputs` channels
 /// transformed into `u`: for each of the 36 points, a row-major matrix with a row per
-/// input channel and a column per output channel of the correlation. A vector of
-/// output channels at a time: the rows of `taps` and of `u` run along them.
+/// input channel and a column per output channel of the correlation.
 #[inline(always)]
-fn transform_filters<L: Lanes>(taps: &[f32], (inputs, outputs): (usize, usize), u: &mut [f32]) {
-    // Consecutive taps (and consecutive points of `u`) are a whole matrix apart.
-    let stride = inputs * outputs;
-    for i in 0..inputs {
-        let mut o = 0;
-        while o < outputs {
-            let n = L::LANES.min(outputs - o);
-            let at = i * outputs + o;
-            let g: [[L; TAPS]; TAPS] = std::array::from_fn(|r| {
-                std::array::from_fn(|s| load_n(taps, (r * TAPS + s) * stride + at, n))
-            });
-            let transformed = transform::filter_tile(&g);
-            for (point, &value) in transformed.iter().flatten().enumerate() {
-                store_n(value, u, point * stride + at, n);
-            }
-            o += n;
-        }
-    }
+fn transform_filters<L: Lanes>(taps: &[f32], channels: (usize, usize), u: &mut [f32]) {
+    transform::transform_matrices::<L, TAPS, ALPHA>(taps, channels, u, transform::filter_tile);
 }
 
 lanes_dispatch! {

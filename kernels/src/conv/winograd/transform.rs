@@ -8,7 +8,7 @@
 //! written out with its shared terms, and a 2-D transform is the 1-D one along the rows
 //! of a tile, then along its columns.
 
-use crate::eltwise::lanes::Lanes;
+use crate::eltwise::lanes::{load_n, store_n, Lanes};
 
 /// Side of an input tile (and of a transformed tile).
 pub(super) const ALPHA: usize = 6;
@@ -145,6 +145,35 @@ pub(super) fn filter_gradient_tile<L: Lanes>(u: &[[L; ALPHA]; ALPHA]) -> [[L; TA
 #[inline(always)]
 pub(super) fn filter_tile<L: Lanes>(g: &[[L; TAPS]; TAPS]) -> [[L; ALPHA]; ALPHA] {
     rows_then_columns!(|r| g[r], filter, L::splat(0.0), TAPS => ALPHA)
+}
+
+/// `f` applied to each of the `rows × cols` small matrices (`IN × IN` to `OUT × OUT`)
+/// that `src` holds point-major: element (a, b) of matrix (i, j) at
+/// `src[(a·IN + b)·rows·cols + i·cols + j]`, and likewise into `dst`. A vector of
+/// matrices along j at a time: the filter transforms, and their adjoint.
+#[inline(always)]
+pub(super) fn transform_matrices<L: Lanes, const IN: usize, const OUT: usize>(
+    src: &[f32],
+    (rows, cols): (usize, usize),
+    dst: &mut [f32],
+    f: impl Fn(&[[L; IN]; IN]) -> [[L; OUT]; OUT],
+) {
+    // Consecutive points are a whole matrix apart.
+    let stride = rows * cols;
+    for i in 0..rows {
+        let mut j = 0;
+        while j < cols {
+            let n = L::LANES.min(cols - j);
+            let at = i * cols + j;
+            let m: [[L; IN]; IN] = std::array::from_fn(|a| {
+                std::array::from_fn(|b| load_n(src, (a * IN + b) * stride + at, n))
+            });
+            for (point, &value) in f(&m).iter().flatten().enumerate() {
+                store_n(value, dst, point * stride + at, n);
+            }
+            j += n;
+        }
+    }
 }
 
 #[cfg(test)]

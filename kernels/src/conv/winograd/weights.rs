@@ -133,24 +133,9 @@ lanes_dispatch! {
 
 /// The 36 transformed sums (point-major `C × K` matrices) back to 9 tap-major ones.
 #[inline(always)]
-fn filter_gradients<L: Lanes>(sums: &[f32], (c, k): (usize, usize), taps: &mut [f32]) {
-    // Consecutive points (and taps) are a whole matrix apart.
-    let stride = c * k;
-    for i in 0..c {
-        let mut o = 0;
-        while o < k {
-            let n = L::LANES.min(k - o);
-            let at = i * k + o;
-            let u: [[L; ALPHA]; ALPHA] = std::array::from_fn(|a| {
-                std::array::from_fn(|b| load_n(sums, (a * ALPHA + b) * stride + at, n))
-            });
-            let g = transform::filter_gradient_tile(&u);
-            for (tap, &value) in g.iter().flatten().enumerate() {
-                store_n(value, taps, tap * stride + at, n);
-            }
-            o += n;
-        }
-    }
+fn filter_gradients<L: Lanes>(sums: &[f32], channels: (usize, usize), taps: &mut [f32]) {
+    let back = transform::filter_gradient_tile;
+    transform::transform_matrices::<L, ALPHA, TAPS>(sums, channels, taps, back);
 }
 
 lanes_dispatch! {
