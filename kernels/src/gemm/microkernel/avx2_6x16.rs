@@ -94,36 +94,22 @@ macro_rules! accumulate {
                 let (a, b) = (a.add($p * MR), b.add($p * NR));
                 let b0 = _mm256_loadu_ps(b);
                 let b1 = _mm256_loadu_ps(b.add(8));
-                if $rows > 0 {
-                    let a0 = _mm256_broadcast_ss(&*a.add(0));
-                    c00 = _mm256_fmadd_ps(a0, b0, c00);
-                    c01 = _mm256_fmadd_ps(a0, b1, c01);
+                // Row i of the tile (when live): A's value broadcast times both halves.
+                macro_rules! row {
+                    ($i:expr, $lo:ident, $hi:ident) => {
+                        if $rows > $i {
+                            let ai = _mm256_broadcast_ss(&*a.add($i));
+                            $lo = _mm256_fmadd_ps(ai, b0, $lo);
+                            $hi = _mm256_fmadd_ps(ai, b1, $hi);
+                        }
+                    };
                 }
-                if $rows > 1 {
-                    let a1 = _mm256_broadcast_ss(&*a.add(1));
-                    c10 = _mm256_fmadd_ps(a1, b0, c10);
-                    c11 = _mm256_fmadd_ps(a1, b1, c11);
-                }
-                if $rows > 2 {
-                    let a2 = _mm256_broadcast_ss(&*a.add(2));
-                    c20 = _mm256_fmadd_ps(a2, b0, c20);
-                    c21 = _mm256_fmadd_ps(a2, b1, c21);
-                }
-                if $rows > 3 {
-                    let a3 = _mm256_broadcast_ss(&*a.add(3));
-                    c30 = _mm256_fmadd_ps(a3, b0, c30);
-                    c31 = _mm256_fmadd_ps(a3, b1, c31);
-                }
-                if $rows > 4 {
-                    let a4 = _mm256_broadcast_ss(&*a.add(4));
-                    c40 = _mm256_fmadd_ps(a4, b0, c40);
-                    c41 = _mm256_fmadd_ps(a4, b1, c41);
-                }
-                if $rows > 5 {
-                    let a5 = _mm256_broadcast_ss(&*a.add(5));
-                    c50 = _mm256_fmadd_ps(a5, b0, c50);
-                    c51 = _mm256_fmadd_ps(a5, b1, c51);
-                }
+                row!(0, c00, c01);
+                row!(1, c10, c11);
+                row!(2, c20, c21);
+                row!(3, c30, c31);
+                row!(4, c40, c41);
+                row!(5, c50, c51);
             }};
         }
         // Four updates per trip: a quarter of the loop overhead, and a prefetch of the A
