@@ -568,7 +568,6 @@ fn input_tiles_kernel<L: Lanes>(p: &Problem, x: &[f32], v: &mut [f32]) {
                             row
                         },
                         input,
-                        zero,
                         ALPHA => ALPHA
                     );
                     for (point, &value) in transformed.iter().flatten().enumerate() {
@@ -606,7 +605,6 @@ fn output_tiles_kernel<L: Lanes>(p: &Problem, m: &[f32], bias: Option<&[f32]>, y
                             row
                         },
                         output,
-                        zero,
                         ALPHA => TILE
                     );
                     for (i, row) in out.iter().enumerate().take(height - ti * TILE) {

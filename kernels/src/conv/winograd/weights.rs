@@ -170,7 +170,6 @@ fn gradient_tiles_kernel<L: Lanes>(p: &Problem, dy: &[f32], z: &mut [f32]) {
                             row
                         },
                         gradient,
-                        zero,
                         TILE => ALPHA
                     );
                     for (point, &value) in transformed.iter().flatten().enumerate() {
