@@ -17,7 +17,7 @@
 
 use super::blocking::Blocking;
 use super::epilogue::{Bias, Epilogue};
-use super::microkernel::{self, for_each_tile, DirectStore, MicroKernel, TileOrder};
+use super::microkernel::{self, for_each_tile, APanels, DirectStore, MicroKernel, TileOrder};
 use super::operand::OperandA;
 use super::pack::{pack_panels, packed_len, StridedMatrix};
 use super::store::{activate_tile, store_tile, COut, StoreStep, TilePos};
@@ -234,29 +234,74 @@ fn run_part(
                 pack_panels(p.b.t(), (jc, nc), (pc, kc), nr, b_pack);
                 for ic in rows.clone().step_by(blocking.mc) {
                     let mc = blocking.mc.min(rows.end - ic);
-                    with_buffer(Buffer::PackA, packed_len(mc, kc, mr), |a_pack| {
-                        p.a.pack((ic, mc), (pc, kc), mr, a_pack);
-                        let block = TilePos {
-                            i0: ic,
-                            j0: jc,
-                            rows: mc,
-                            cols: nc,
-                        };
-                        // With the whole B block in L2 (shallow K), sweeping C row panel
-                        // by row panel keeps the stores along a few rows: few pages,
-                        // long write streams.
-                        let order = if b_pack.len() * F32_BYTES <= l2_half {
-                            TileOrder::RowPanels
-                        } else {
-                            TileOrder::ColumnPanels
-                        };
-                        compute_block(p, kernel, kc, (a_pack, b_pack), block, order, step);
-                    });
+                    let block = TilePos {
+                        i0: ic,
+                        j0: jc,
+                        rows: mc,
+                        cols: nc,
+                    };
+                    // With the whole B block in L2 (shallow K), sweeping C row panel by
+                    // row panel keeps the stores along a few rows: few pages, long write
+                    // streams.
+                    let order = if b_pack.len() * F32_BYTES <= l2_half {
+                        TileOrder::RowPanels
+                    } else {
+                        TileOrder::ColumnPanels
+                    };
+                    let b = BPack(b_pack);
+                    match a_in_place(p, kernel, block, (pc, kc)) {
+                        Some(a) => compute_block(p, kernel, kc, (a, b), block, order, step),
+                        None => with_buffer(Buffer::PackA, packed_len(mc, kc, mr), |a_pack| {
+                            p.a.pack((ic, mc), (pc, kc), mr, a_pack);
+                            let a = APanels::packed(a_pack, kc, mr);
+                            compute_block(p, kernel, kc, (a, b), block, order, step);
+                        }),
+                    }
                 }
             });
         }
     }
 }
+
+/// B blocks of at most this many micro-panels do not pay for packing the A block that
+/// meets them: each A value would be read only this many times.
+const A_IN_PLACE_MAX_B_PANELS: usize = 4;
+
+/// A's block `block.rows × kc` (from row `block.i0`, column `pc`) as the sweep can read
+/// it where it lies, without packing: when A is a row-major matrix, the kernel sweeps,
+/// and the block meets few B micro-panels (a Winograd point's tiles × 32 channels, say).
+fn a_in_place<'a>(
+    p: &Problem<'a>,
+    kernel: MicroKernel,
+    block: TilePos,
+    (pc, kc): (usize, usize),
+) -> Option<APanels<'a>> {
+    let OperandA::Matrix(a) = p.a else {
+        return None;
+    };
+    let few_b_panels = block.cols.div_ceil(kernel.nr) <= A_IN_PLACE_MAX_B_PANELS;
+    if !(sweeps(p, kernel) && a.col_stride == 1 && few_b_panels) {
+        return None;
+    }
+    let start = block.i0 * a.row_stride + pc;
+    let panels = APanels {
+        data: &a.data[start..],
+        panel_step: kernel.mr * a.row_stride,
+        row_stride: a.row_stride,
+        k_stride: 1,
+    };
+    // Validated strides: every row of the block holds its kc values.
+    panels.holds(block.rows, kc, kernel.mr).then_some(panels)
+}
+
+/// Whether `kernel` can sweep whole blocks of `p`'s C: C's rows must be contiguous.
+fn sweeps(p: &Problem<'_>, kernel: MicroKernel) -> bool {
+    kernel.sweep_into.is_some() && p.c.col_stride == 1
+}
+
+/// A packed B block: ⌈nc / nr⌉ micro-panels of `kc·nr` values.
+#[derive(Clone, Copy)]
+struct BPack<'a>(&'a [f32]);
 
 /// Computes one packed block of C (`block`, in C's coordinates) and merges it into C:
 /// straight from the registers, one sweep, when C's rows are contiguous (where the ISA
@@ -265,7 +310,7 @@ fn compute_block(
     p: &Problem<'_>,
     kernel: MicroKernel,
     kc: usize,
-    (a_pack, b_pack): (&[f32], &[f32]),
+    (a, BPack(b_pack)): (APanels<'_>, BPack<'_>),
     block: TilePos,
     order: TileOrder,
     step: StoreStep<'_>,
@@ -278,7 +323,7 @@ fn compute_block(
         ..pos
     };
     match kernel.sweep_into {
-        Some(sweep_into) if p.c.col_stride == 1 => {
+        Some(sweep_into) if sweeps(p, kernel) => {
             let (rows, cols) = (
                 block.i0..block.i0 + block.rows,
                 block.j0..block.j0 + block.cols,
@@ -311,16 +356,17 @@ fn compute_block(
                 } else {
                     None
                 };
-            // SAFETY: the packs hold the block's panels (packed above for these rows,
-            // columns and kc); the block's rows are contiguous (col_stride 1) inside C
-            // (validated strides), and no other work item covers them; the biases were
-            // sliced to the block's rows / columns.
-            unsafe { sweep_into(kc, a_pack, b_pack, order, &out, after_tile) };
+            // SAFETY: `a` holds the block's rows (packed above for these rows and kc, or
+            // checked by `a_in_place`), the B pack its panels; the block's rows are
+            // contiguous (col_stride 1) inside C (validated strides), and no other work
+            // item covers them; the biases were sliced to the block's rows / columns.
+            unsafe { sweep_into(kc, a, b_pack, order, &out, after_tile) };
         }
         _ => {
             let mut tile = [0.0f32; MAX_TILE];
+            // Only packed A blocks come here (`a_in_place` needs a sweep).
             for_each_tile((block.rows, mr), (block.cols, nr), order, |ia, jb, pos| {
-                let a_panel = &a_pack[ia * kc * mr..(ia + 1) * kc * mr];
+                let a_panel = &a.data[ia * a.panel_step..][..kc * mr];
                 let b_panel = &b_pack[jb * kc * nr..(jb + 1) * kc * nr];
                 (kernel.compute)(kc, a_panel, b_panel, &mut tile);
                 // SAFETY: the tile lies in C (validated strides) and no other work item

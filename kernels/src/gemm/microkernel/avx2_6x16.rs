@@ -6,7 +6,7 @@
 //! in registers from the first FMA to the store (a function returning them would spill
 //! all twelve to the stack, which costs as much as a shallow product itself).
 
-use super::{check_lengths, for_each_tile, DirectStore, MicroKernel, TileOrder};
+use super::{check_lengths, for_each_tile, APanels, DirectStore, MicroKernel, TileOrder};
 use crate::gemm::store::TilePos;
 
 pub(crate) const KERNEL: MicroKernel = MicroKernel {
@@ -34,15 +34,14 @@ fn compute(k: usize, a: &[f32], b: &[f32], tile: &mut [f32]) {
 /// See [`super::SweepInto`].
 unsafe fn sweep_into(
     k: usize,
-    a_panels: &[f32],
+    a_panels: APanels<'_>,
     b_panels: &[f32],
     order: TileOrder,
     out: &DirectStore,
     after_tile: Option<&mut dyn FnMut(TilePos)>,
 ) {
     assert!(
-        a_panels.len() >= out.rows.div_ceil(MR) * k * MR
-            && b_panels.len() >= out.cols.div_ceil(NR) * k * NR,
+        a_panels.holds(out.rows, k, MR) && b_panels.len() >= out.cols.div_ceil(NR) * k * NR,
         "microkernel operands too short"
     );
     assert!(
@@ -50,19 +49,11 @@ unsafe fn sweep_into(
         "the AVX2 microkernel needs AVX2 and FMA"
     );
     // SAFETY: AVX2 and FMA checked; panel lengths checked; C rows per the caller.
-    unsafe {
-        sweep(
-            k,
-            a_panels.as_ptr(),
-            b_panels.as_ptr(),
-            order,
-            out,
-            after_tile,
-        )
-    }
+    unsafe { sweep(k, a_panels, b_panels.as_ptr(), order, out, after_tile) }
 }
 
-/// Expands to the 6 × 16 product of the packed panels `$a` (k × 6) and `$b` (k × 16) as
+/// Expands to the 6 × 16 product of the panels `$a` (k × 6: packed, or `($a, a_row,
+/// a_k)` with value p of row i at `a_row·i + a_k·p`) and `$b` (k × 16, packed) as
 /// `[(lo, hi); 6]`: row i of the tile, columns 0..8 and 8..16. Must be expanded inside an
 /// `unsafe` AVX2+FMA function whose caller guarantees the panel lengths. With `$rows`
 /// given, only the first `$rows` rows are computed (the others stay zero): a 2-row edge
@@ -70,10 +61,11 @@ unsafe fn sweep_into(
 #[cfg(target_arch = "x86_64")]
 macro_rules! accumulate {
     ($k:expr, $a:expr, $b:expr) => {
-        accumulate!($k, $a, $b, MR)
+        accumulate!($k, ($a, 1, MR), $b, MR)
     };
-    ($k:expr, $a:expr, $b:expr, $rows:expr) => {{
+    ($k:expr, ($a:expr, $a_row:expr, $a_k:expr), $b:expr, $rows:expr) => {{
         let (k, a, b): (usize, *const f32, *const f32) = ($k, $a, $b);
+        let (a_row, a_k): (usize, usize) = ($a_row, $a_k);
         let mut c00 = _mm256_setzero_ps();
         let mut c01 = _mm256_setzero_ps();
         let mut c10 = _mm256_setzero_ps();
@@ -87,18 +79,18 @@ macro_rules! accumulate {
         let mut c50 = _mm256_setzero_ps();
         let mut c51 = _mm256_setzero_ps();
         // One rank-1 update: row `p` of the B panel times column `p` of the A panel.
-        // SAFETY (every use): p < k, so a[6p..6p+6] and b[16p..16p+16] lie in the panels
-        // whose lengths the caller guarantees.
+        // SAFETY (every use): p < k, so a[i·a_row + p·a_k] (for the live rows i) and
+        // b[16p..16p+16] lie in the panels whose lengths the caller guarantees.
         macro_rules! rank1 {
             ($p:expr) => {{
-                let (a, b) = (a.add($p * MR), b.add($p * NR));
+                let (a, b) = (a.add($p * a_k), b.add($p * NR));
                 let b0 = _mm256_loadu_ps(b);
                 let b1 = _mm256_loadu_ps(b.add(8));
                 // Row i of the tile (when live): A's value broadcast times both halves.
                 macro_rules! row {
                     ($i:expr, $lo:ident, $hi:ident) => {
                         if $rows > $i {
-                            let ai = _mm256_broadcast_ss(&*a.add($i));
+                            let ai = _mm256_broadcast_ss(&*a.add($i * a_row));
                             $lo = _mm256_fmadd_ps(ai, b0, $lo);
                             $hi = _mm256_fmadd_ps(ai, b1, $hi);
                         }
@@ -116,7 +108,7 @@ macro_rules! accumulate {
         // panel (streamed from L2) 16 steps ahead.
         let unrolled = k / 4;
         for q in 0..unrolled {
-            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add((4 * q + 16) * MR) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add((4 * q + 16) * a_k) as *const i8);
             rank1!(4 * q);
             rank1!(4 * q + 1);
             rank1!(4 * q + 2);
@@ -164,19 +156,30 @@ unsafe fn kernel(k: usize, a: *const f32, b: *const f32, tile: *mut f32) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sweep(
     k: usize,
-    a_panels: *const f32,
+    a_panels: APanels<'_>,
     b_panels: *const f32,
     order: TileOrder,
     out: &DirectStore,
     mut after_tile: Option<&mut dyn FnMut(TilePos)>,
 ) {
+    let a_strides = (a_panels.row_stride, a_panels.k_stride);
+    let packed = a_strides == (1, MR);
     for_each_tile((out.rows, MR), (out.cols, NR), order, |ia, jb, pos| {
-        let a = a_panels.wrapping_add(ia * k * MR);
+        let a = a_panels
+            .data
+            .as_ptr()
+            .wrapping_add(ia * a_panels.panel_step);
         let b = b_panels.wrapping_add(jb * k * NR);
         let tile = out.tile(pos);
         // SAFETY: panel `ia` of A and `jb` of B lie in the packed blocks, and the tile's
         // live rows and columns lie in the block of C (the caller's guarantees).
-        unsafe { tile_of_rows(k, a, b, &tile) };
+        unsafe {
+            if packed {
+                tile_of_rows::<true>(k, (a, a_strides), b, &tile)
+            } else {
+                tile_of_rows::<false>(k, (a, a_strides), b, &tile)
+            }
+        };
         if let Some(after_tile) = after_tile.as_mut() {
             after_tile(pos);
         }
@@ -191,31 +194,44 @@ unsafe fn sweep(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
-unsafe fn tile_of_rows(k: usize, a: *const f32, b: *const f32, out: &DirectStore) {
+unsafe fn tile_of_rows<const PACKED: bool>(
+    k: usize,
+    a: (*const f32, (usize, usize)),
+    b: *const f32,
+    out: &DirectStore,
+) {
     // SAFETY: the caller's guarantees.
     unsafe {
         match out.rows {
-            1 => tile_into::<1>(k, a, b, out),
-            2 => tile_into::<2>(k, a, b, out),
-            3 => tile_into::<3>(k, a, b, out),
-            4 => tile_into::<4>(k, a, b, out),
-            5 => tile_into::<5>(k, a, b, out),
-            _ => tile_into::<6>(k, a, b, out),
+            1 => tile_into::<1, PACKED>(k, a, b, out),
+            2 => tile_into::<2, PACKED>(k, a, b, out),
+            3 => tile_into::<3, PACKED>(k, a, b, out),
+            4 => tile_into::<4, PACKED>(k, a, b, out),
+            5 => tile_into::<5, PACKED>(k, a, b, out),
+            _ => tile_into::<6, PACKED>(k, a, b, out),
         }
     }
 }
 
 /// Merges one tile's product into C: C ← relu?(alpha·AB + beta·C + bias), whole rows
 /// with plain loads and stores, a partial last column block with masked ones. `ROWS`
-/// is the tile's live rows (`out.rows`).
+/// is the tile's live rows (`out.rows`); `PACKED` says that A is a packed panel (its
+/// strides then are constants, which a shallow product notices).
 ///
 /// # Safety
-/// AVX2 and FMA available; `a` readable for `k * 6` floats and `b` for `k * 16`; C and
-/// biases as in [`super::SweepInto`] for this one tile.
+/// AVX2 and FMA available; `a = (start, (row_stride, k_stride))` readable at
+/// `start + i·row_stride + p·k_stride` for the live rows i and p < k (see
+/// [`APanels`]), `b` for `k * 16` floats; C and biases as in [`super::SweepInto`] for
+/// this one tile.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn tile_into<const ROWS: usize>(k: usize, a: *const f32, b: *const f32, out: &DirectStore) {
+unsafe fn tile_into<const ROWS: usize, const PACKED: bool>(
+    k: usize,
+    (a, (a_row, a_k)): (*const f32, (usize, usize)),
+    b: *const f32,
+    out: &DirectStore,
+) {
     use std::arch::x86_64::*;
     // Ask for the C tile now, so that it is on its way while the product is computed.
     for i in 0..ROWS {
@@ -223,7 +239,8 @@ unsafe fn tile_into<const ROWS: usize>(k: usize, a: *const f32, b: *const f32, o
         _mm_prefetch::<_MM_HINT_T0>(row);
         _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(60));
     }
-    let rows = accumulate!(k, a, b, ROWS);
+    let (a_row, a_k) = if PACKED { (1, MR) } else { (a_row, a_k) };
+    let rows = accumulate!(k, (a, a_row, a_k), b, ROWS);
 
     let alpha = _mm256_set1_ps(out.alpha);
     let beta = _mm256_set1_ps(out.beta);
@@ -314,7 +331,7 @@ unsafe fn kernel(_k: usize, _a: *const f32, _b: *const f32, _tile: *mut f32) {
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn sweep(
     _k: usize,
-    _a_panels: *const f32,
+    _a_panels: APanels<'_>,
     _b_panels: *const f32,
     _order: TileOrder,
     _out: &DirectStore,

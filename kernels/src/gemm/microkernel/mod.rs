@@ -37,19 +37,64 @@ pub(crate) struct MicroKernel {
 /// convolution), a call, its checks and its epilogue setup cost as much as the product.
 ///
 /// # Safety
-/// `a_panels` holds `⌈out.rows / mr⌉` packed A micro-panels of `k·mr` values and
+/// `a_panels` [holds](APanels::holds) the A micro-panels of `out.rows` rows and
 /// `b_panels` `⌈out.cols / nr⌉` B micro-panels of `k·nr`; `k > 0`; the `out.rows` rows
 /// of `out.cols` contiguous floats at `out.c + i · out.row_stride` are valid for reads
 /// and writes, and no other thread touches them during the call; the biases, when given,
 /// hold `out.rows` / `out.cols` values.
 pub(crate) type SweepInto = unsafe fn(
     k: usize,
-    a_panels: &[f32],
+    a_panels: APanels<'_>,
     b_panels: &[f32],
     order: TileOrder,
     out: &DirectStore,
     after_tile: Option<&mut dyn FnMut(TilePos)>,
 );
+
+/// The A micro-panels a sweep reads: value `p` of row `i` of panel `q` at
+/// `data[q · panel_step + i · row_stride + p · k_stride]`. Packed panels are k-major and
+/// lie one after the other (`k_stride = mr`, `row_stride = 1`, `panel_step = k·mr`); a
+/// row-major op(A) can also be read where it is (`k_stride = 1`, `row_stride` = its row
+/// stride, `panel_step = mr · row_stride`), which saves packing an A block that meets
+/// only a few B micro-panels.
+#[derive(Clone, Copy)]
+pub(crate) struct APanels<'a> {
+    pub data: &'a [f32],
+    pub panel_step: usize,
+    pub row_stride: usize,
+    pub k_stride: usize,
+}
+
+impl<'a> APanels<'a> {
+    /// Packed panels, `k·mr` values each.
+    pub fn packed(data: &'a [f32], k: usize, mr: usize) -> Self {
+        APanels {
+            data,
+            panel_step: k * mr,
+            row_stride: 1,
+            k_stride: mr,
+        }
+    }
+
+    /// Whether `data` holds the `k` values of every one of `rows` rows, cut into panels
+    /// of `mr` (a sweep reads only the live rows of the last panel).
+    pub fn holds(&self, rows: usize, k: usize, mr: usize) -> bool {
+        if rows == 0 || k == 0 {
+            return true;
+        }
+        let last = |row: usize| {
+            (row / mr) * self.panel_step + (row % mr) * self.row_stride + (k - 1) * self.k_stride
+        };
+        // The last row read, and the last row of the panel before the last.
+        let before_last = (rows - 1) / mr * mr;
+        let widest = if before_last > 0 {
+            last(before_last - 1)
+        } else {
+            0
+        };
+        last(rows - 1).max(widest) < self.data.len()
+    }
+}
 
 /// Where and how a microkernel stores a block of C: C ← relu?(alpha·AB + beta·C + bias).
 ///
@@ -155,6 +200,27 @@ fn check_lengths(k: usize, mr: usize, nr: usize, a: &[f32], b: &[f32], tile: &[f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panels_hold_exactly_the_values_a_sweep_reads() {
+        // 13 rows, k = 5, panels of 6: two whole panels and one of a single row.
+        let (rows, k, mr) = (13, 5, 6);
+        let packed = vec![0.0; 3 * k * mr];
+        // The last panel's one live row ends 5 values before the padded end.
+        let short = &packed[..packed.len() - (mr - 1)];
+        assert!(APanels::packed(short, k, mr).holds(rows, k, mr));
+        assert!(!APanels::packed(&short[1..], k, mr).holds(rows, k, mr));
+        // In place, row-major with row stride 7: the last row ends at 12·7 + 5.
+        let in_place = |len: usize| APanels {
+            data: &packed[..len],
+            panel_step: mr * 7,
+            row_stride: 7,
+            k_stride: 1,
+        };
+        assert!(in_place(12 * 7 + k).holds(rows, k, mr));
+        assert!(!in_place(12 * 7 + k - 1).holds(rows, k, mr));
+        assert!(in_place(0).holds(0, k, mr) && in_place(0).holds(rows, 0, mr));
+    }
 
     /// Every available microkernel against a plain triple loop, for k around the unroll.
     #[test]
