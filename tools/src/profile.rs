@@ -17,7 +17,7 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct ProfileArgs {
-    /// The model: seed_cnn, mlp, logistic, two_layer_sigmoid.
+    /// The model: seed_cnn, seed_cnn_bn, mlp, resnet_mini, logistic, two_layer_sigmoid.
     #[arg(long, default_value = "seed_cnn")]
     model: String,
     /// Images per step.
