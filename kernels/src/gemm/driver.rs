@@ -268,8 +268,9 @@ fn run_part(
 const A_IN_PLACE_MAX_B_PANELS: usize = 4;
 
 /// A's block `block.rows × kc` (from row `block.i0`, column `pc`) as the sweep can read
-/// it where it lies, without packing: when A is a row-major matrix, the kernel sweeps,
-/// and the block meets few B micro-panels (a Winograd point's tiles × 32 channels, say).
+/// it where it lies, without packing: when the kernel sweeps, the block meets few B
+/// micro-panels (a Winograd point's tiles × 32 channels, say), and A is row-major (each
+/// row's values contiguous) or column-major (each step's six values contiguous).
 fn a_in_place<'a>(
     p: &Problem<'a>,
     kernel: MicroKernel,
@@ -280,15 +281,16 @@ fn a_in_place<'a>(
         return None;
     };
     let few_b_panels = block.cols.div_ceil(kernel.nr) <= A_IN_PLACE_MAX_B_PANELS;
-    if !(sweeps(p, kernel) && a.col_stride == 1 && few_b_panels) {
+    let contiguous = a.col_stride == 1 || a.row_stride == 1;
+    if !(sweeps(p, kernel) && contiguous && few_b_panels) {
         return None;
     }
-    let start = block.i0 * a.row_stride + pc;
+    let start = block.i0 * a.row_stride + pc * a.col_stride;
     let panels = APanels {
         data: &a.data[start..],
         panel_step: kernel.mr * a.row_stride,
         row_stride: a.row_stride,
-        k_stride: 1,
+        k_stride: a.col_stride,
     };
     // Validated strides: every row of the block holds its kc values.
     panels.holds(block.rows, kc, kernel.mr).then_some(panels)
