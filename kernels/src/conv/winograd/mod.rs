@@ -425,6 +425,7 @@ fn run(
     par: Parallelism,
 ) {
     let per_image = p.tiles_per_image();
+    let relu = activation == Activation::Relu;
     let images = p.images_per_block(par.threads());
     let (c, k) = (p.channels, p.out_channels);
     let transformed_len = POINTS * c * k;
@@ -476,18 +477,24 @@ fn run(
                                 Some(bias) => Epilogue::default().bias(Bias::PerCol(bias)),
                                 None => Epilogue::default(),
                             };
+                            let epilogue = if relu {
+                                epilogue.activation(Activation::Relu)
+                            } else {
+                                epilogue
+                            };
                             sgemm_on(isa, &desc, windows, direct, border_y, &epilogue, seq)
                                 .expect("shapes derived from a validated plan");
                         }
                         let planes = (Buffer::Relayout, k, p.output_pixels());
                         let Ok(()) = written_as_nhwc(p.layout, planes, y_block, seq, |y_block| {
-                            output_tiles(isa, p, m, bias, y_block);
+                            output_tiles(isa, p, m, (bias, relu), y_block);
                             border_store(p, border_y, y_block);
                             Ok::<(), Infallible>(())
                         });
                     });
                 });
-                if activation != Activation::Identity {
+                // ReLU went with the stores; other activations take a pass of their own.
+                if !matches!(activation, Activation::Identity | Activation::Relu) {
                     activate_slice_on(isa, activation, y_block).expect("validated by the caller");
                 }
             });
@@ -537,7 +544,12 @@ lanes_dispatch! {
 
 lanes_dispatch! {
     /// [`output_tiles_kernel`] on `isa`.
-    fn output_tiles(p: &Problem, m: &[f32], bias: Option<&[f32]>, y: &mut [f32]) => output_tiles_kernel
+    fn output_tiles(
+        p: &Problem,
+        m: &[f32],
+        epilogue: (Option<&[f32]>, bool),
+        y: &mut [f32],
+    ) => output_tiles_kernel
 }
 
 /// Every input tile of the images `x` in the transformed domain, tile after tile: point
@@ -580,10 +592,15 @@ fn input_tiles_kernel<L: Lanes>(p: &Problem, x: &[f32], v: &mut [f32]) {
 }
 
 /// Every output tile of the images `y` from the GEMMs' products `m` (laid out as the
-/// input tiles, with K channels), plus the bias; rows and columns past the output's
-/// edge are dropped.
+/// input tiles, with K channels), plus the bias, then a ReLU when `relu`; rows and
+/// columns past the output's edge are dropped.
 #[inline(always)]
-fn output_tiles_kernel<L: Lanes>(p: &Problem, m: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+fn output_tiles_kernel<L: Lanes>(
+    p: &Problem,
+    m: &[f32],
+    (bias, relu): (Option<&[f32]>, bool),
+    y: &mut [f32],
+) {
     let [down, across] = p.tiles();
     let [height, width] = p.output;
     let k = p.out_channels;
@@ -614,6 +631,7 @@ fn output_tiles_kernel<L: Lanes>(p: &Problem, m: &[f32], bias: Option<&[f32]>, y
                                 Some(b) => value + b,
                                 None => value,
                             };
+                            let value = if relu { value.max(zero) } else { value };
                             store_n(value, image, (y_row + tj * TILE + j) * k + k0, lanes);
                         }
                     }
