@@ -378,6 +378,7 @@ fn compute_block(
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::Grid;

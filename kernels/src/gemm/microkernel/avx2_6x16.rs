@@ -171,8 +171,9 @@ unsafe fn sweep(
             .wrapping_add(ia * a_panels.panel_step);
         let b = b_panels.wrapping_add(jb * k * NR);
         let tile = out.tile(pos);
-        // SAFETY: panel `ia` of A and `jb` of B lie in the packed blocks, and the tile's
-        // live rows and columns lie in the block of C (the caller's guarantees).
+        // SAFETY: the live rows of A's panel `ia` (packed or in place) and B's panel `jb`
+        // lie in the blocks, and the tile's live rows and columns in the block of C (the
+        // caller's guarantees, checked by `sweep_into`'s assertions for A and B).
         unsafe {
             if packed {
                 tile_of_rows::<true>(k, (a, a_strides), b, &tile)
