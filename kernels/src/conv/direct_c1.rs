@@ -15,7 +15,7 @@
 use super::im2col::Geometry;
 use super::Plan;
 use crate::arch::Isa;
-use crate::eltwise::dispatch::lanes_dispatch;
+use crate::eltwise::dispatch::{lanes_dispatch, with_const_bool};
 use crate::eltwise::lanes::{load_n, store_n, Lanes};
 use crate::eltwise::{activate_slice_on, Activation};
 use crate::layout::Layout;
@@ -281,11 +281,10 @@ fn forward_rows<L: Lanes>(
     first_row: usize,
     y_rows: &mut [f32],
 ) {
-    if relu {
-        forward_rows_of::<L, true>(plan, x, (wt, bias), first_row, y_rows)
-    } else {
-        forward_rows_of::<L, false>(plan, x, (wt, bias), first_row, y_rows)
-    }
+    with_const_bool!(
+        relu,
+        forward_rows_of::<L>(plan, x, (wt, bias), first_row, y_rows)
+    )
 }
 
 #[inline(always)]
@@ -395,16 +394,11 @@ fn weights_part<L: Lanes, const T: usize>(
             let rows = row_offsets(g, oh);
             for ow in 0..g.w.output {
                 let p = oh * g.w.output + ow;
-                let window = &mut xs[p * T..(p + 1) * T];
                 // Written in place: a window built on the stack and copied would be
                 // stored as single floats and reloaded as a vector, which stalls.
-                match window_origin(g, &rows, ow) {
-                    Some(origin) => {
-                        for (x, &o) in window.iter_mut().zip(&offsets) {
-                            *x = image[origin + o];
-                        }
-                    }
-                    None => window.copy_from_slice(&gather::<T>(g, image, &rows, ow)),
+                let source = window::<T>(g, image, &rows, &offsets, ow);
+                for (t, x) in xs[p * T..(p + 1) * T].iter_mut().enumerate() {
+                    *x = source.tap(t);
                 }
             }
         }

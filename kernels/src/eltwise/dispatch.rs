@@ -37,3 +37,25 @@ macro_rules! lanes_dispatch {
 }
 
 pub(crate) use lanes_dispatch;
+
+/// `$f::<G…, true>(args…)` when `$flag` holds, else `$f::<G…, false>(args…)`: a run-time
+/// flag turned into a const generic, so that each case compiles to a loop of its own
+/// (a fused ReLU or not, whole vectors only or a partial last one).
+macro_rules! with_const_bool {
+    ($flag:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        if $flag {
+            $f::<true>($($arg),*)
+        } else {
+            $f::<false>($($arg),*)
+        }
+    };
+    ($flag:expr, $f:ident::<$($g:tt),*>($($arg:expr),* $(,)?)) => {
+        if $flag {
+            $f::<$($g,)* true>($($arg),*)
+        } else {
+            $f::<$($g,)* false>($($arg),*)
+        }
+    };
+}
+
+pub(crate) use with_const_bool;

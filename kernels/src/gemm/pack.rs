@@ -6,7 +6,7 @@
 //! (`panel[p * nr + j]`). Rows or columns past the edge are zeros, so the microkernel
 //! always computes whole tiles and the store step drops the padding.
 
-use super::pack_avx2::{pack_six_rows, pack_sixteen_rows};
+use super::pack_avx2::pack_rows;
 
 /// A strided view of a matrix: element (i, j) at `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy)]
@@ -139,17 +139,9 @@ fn gather_panel<const W: usize>(
             &[]
         }
     });
-    if W == 6 && live == W && m.col_stride == 1 {
-        let six: [&[f32]; 6] = std::array::from_fn(|i| rows[i]);
-        if pack_six_rows(six, cols, panel) {
-            return;
-        }
-    }
-    if W == 16 && live == W && m.col_stride == 1 {
-        let sixteen: [&[f32]; 16] = std::array::from_fn(|i| rows[i]);
-        if pack_sixteen_rows(sixteen, cols, panel) {
-            return;
-        }
+    // Contiguous rows: the transposing AVX2 packs, where they exist for W.
+    if live == W && m.col_stride == 1 && pack_rows(rows, cols, panel) {
+        return;
     }
     for (p, step) in panel.chunks_exact_mut(W).take(cols).enumerate() {
         let at = p * m.col_stride;

@@ -24,6 +24,16 @@ pub(super) fn pack_six_rows(rows: [&[f32]; 6], cols: usize, panel: &mut [f32]) -
     unsafe { pack_transposed(rows, cols, panel, transpose_steps) }
 }
 
+/// [`pack_six_rows`] or [`pack_sixteen_rows`] for a `W`-row panel; `false`, packing
+/// nothing, for the widths that have no transposing pack (or without AVX2).
+pub(super) fn pack_rows<const W: usize>(rows: [&[f32]; W], cols: usize, panel: &mut [f32]) -> bool {
+    match W {
+        6 => pack_six_rows(rows[..].try_into().expect("six rows"), cols, panel),
+        16 => pack_sixteen_rows(rows[..].try_into().expect("sixteen rows"), cols, panel),
+        _ => false,
+    }
+}
+
 /// Packs `cols` columns of the `W` rows `rows` into a `W`-row panel: whole steps of
 /// [`STEP`] columns by `steps`, the rest one value at a time. `false` without AVX2.
 ///

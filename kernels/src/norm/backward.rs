@@ -9,6 +9,7 @@ use super::moments::finish_backward;
 use super::plan::{row_blocks, runs_per_item, Regime, PIECE};
 use super::BatchNormDesc;
 use crate::arch::Isa;
+use crate::eltwise::dispatch::with_const_bool;
 use crate::eltwise::lanes::Lanes;
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::with_f32s;
@@ -292,11 +293,8 @@ impl LaneJob for RowGradSumsJob<'_> {
     #[inline(always)]
     fn run<L: Lanes>(self) {
         let (sg, sgx) = self.slot.split_at_mut(self.mean.len());
-        if self.relu {
-            rows_grad_sums::<L, true>(self.x, self.y, self.dy, self.mean, sg, sgx);
-        } else {
-            rows_grad_sums::<L, false>(self.x, self.y, self.dy, self.mean, sg, sgx);
-        }
+        let (x, y, dy, mean) = (self.x, self.y, self.dy, self.mean);
+        with_const_bool!(self.relu, rows_grad_sums::<L>(x, y, dy, mean, sg, sgx));
     }
 }
 
@@ -314,10 +312,9 @@ impl LaneJob for RowGradApplyJob<'_, '_> {
     type Output = ();
     #[inline(always)]
     fn run<L: Lanes>(self) {
-        if self.relu {
-            rows_grad_apply::<L, true>(self.x, self.y, self.dy, self.out, self.p);
-        } else {
-            rows_grad_apply::<L, false>(self.x, self.y, self.dy, self.out, self.p);
-        }
+        with_const_bool!(
+            self.relu,
+            rows_grad_apply::<L>(self.x, self.y, self.dy, self.out, self.p)
+        );
     }
 }

@@ -9,6 +9,7 @@ use super::moments::{finish_training, inference_affine, Moments, TrainParams};
 use super::plan::{row_blocks, runs_per_item, Regime, PIECE};
 use super::BatchNormDesc;
 use crate::arch::Isa;
+use crate::eltwise::dispatch::with_const_bool;
 use crate::eltwise::lanes::Lanes;
 use crate::parallel::{for_each_chunk_mut, Parallelism};
 use crate::workspace::with_f32s;
@@ -243,11 +244,7 @@ impl LaneJob for RowNormalizeJob<'_, '_> {
     type Output = ();
     #[inline(always)]
     fn run<L: Lanes>(self) {
-        if self.relu {
-            rows_normalize::<L, true>(self.x, self.out, self.p);
-        } else {
-            rows_normalize::<L, false>(self.x, self.out, self.p);
-        }
+        with_const_bool!(self.relu, rows_normalize::<L>(self.x, self.out, self.p));
     }
 }
 

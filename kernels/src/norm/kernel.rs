@@ -11,6 +11,7 @@
 //!
 //! Every function is `#[inline(always)]` and free of closures (see `dispatch.rs`).
 
+use crate::eltwise::dispatch::with_const_bool;
 use crate::eltwise::lanes::Lanes;
 
 /// The widest path (AVX2) has 8 lanes.
@@ -218,6 +219,12 @@ pub(super) fn run_grad_apply<L: Lanes, const RELU: bool>(
 /// the walk reads once each.
 const GROUP: usize = 4;
 
+/// Whether rows of `channels` are whole vectors (the `FULL` of the row walks below).
+#[inline(always)]
+fn whole<L: Lanes>(channels: usize) -> bool {
+    channels.is_multiple_of(L::LANES)
+}
+
 /// Lanes of the vector at `left` channels from the end of a row: all of them with
 /// `FULL` (channels a multiple of the lanes), so that loads and stores need no check.
 #[inline(always)]
@@ -268,11 +275,7 @@ impl Group {
 /// each of its cache lines is read once).
 #[inline(always)]
 pub(super) fn rows_sum<L: Lanes>(x: &[f32], acc: &mut [f32]) {
-    if acc.len().is_multiple_of(L::LANES) {
-        rows_sum_of::<L, true>(x, acc)
-    } else {
-        rows_sum_of::<L, false>(x, acc)
-    }
+    with_const_bool!(whole::<L>(acc.len()), rows_sum_of::<L>(x, acc))
 }
 
 /// [`rows_sum`], with `FULL` when every vector of channels is whole.
@@ -309,11 +312,8 @@ pub(super) fn rows_shifted_sums<L: Lanes>(
     s1: &mut [f32],
     s2: &mut [f32],
 ) {
-    if shift.len().is_multiple_of(L::LANES) {
-        rows_shifted_sums_of::<L, true>(x, shift, s1, s2)
-    } else {
-        rows_shifted_sums_of::<L, false>(x, shift, s1, s2)
-    }
+    let full = whole::<L>(shift.len());
+    with_const_bool!(full, rows_shifted_sums_of::<L>(x, shift, s1, s2))
 }
 
 /// [`rows_shifted_sums`], with `FULL` when every vector of channels is whole.
@@ -369,11 +369,10 @@ pub(super) fn rows_normalize<L: Lanes, const RELU: bool>(
     y: &mut [f32],
     p: &RowAffine<'_>,
 ) {
-    if p.scale.len().is_multiple_of(L::LANES) {
-        rows_normalize_of::<L, RELU, true>(x, y, p)
-    } else {
-        rows_normalize_of::<L, RELU, false>(x, y, p)
-    }
+    with_const_bool!(
+        whole::<L>(p.scale.len()),
+        rows_normalize_of::<L, RELU>(x, y, p)
+    )
 }
 
 /// [`rows_normalize`], with `FULL` when every vector of channels is whole.
@@ -412,11 +411,8 @@ pub(super) fn rows_grad_sums<L: Lanes, const RELU: bool>(
     sg: &mut [f32],
     sgx: &mut [f32],
 ) {
-    if mean.len().is_multiple_of(L::LANES) {
-        rows_grad_sums_of::<L, RELU, true>(x, y, dy, mean, sg, sgx)
-    } else {
-        rows_grad_sums_of::<L, RELU, false>(x, y, dy, mean, sg, sgx)
-    }
+    let full = whole::<L>(mean.len());
+    with_const_bool!(full, rows_grad_sums_of::<L, RELU>(x, y, dy, mean, sg, sgx))
 }
 
 /// [`rows_grad_sums`], with `FULL` when every vector of channels is whole.
@@ -476,11 +472,8 @@ pub(super) fn rows_grad_apply<L: Lanes, const RELU: bool>(
     dx: &mut [f32],
     p: &RowGradAffine<'_>,
 ) {
-    if p.mean.len().is_multiple_of(L::LANES) {
-        rows_grad_apply_of::<L, RELU, true>(x, y, dy, dx, p)
-    } else {
-        rows_grad_apply_of::<L, RELU, false>(x, y, dy, dx, p)
-    }
+    let full = whole::<L>(p.mean.len());
+    with_const_bool!(full, rows_grad_apply_of::<L, RELU>(x, y, dy, dx, p))
 }
 
 /// [`rows_grad_apply`], with `FULL` when every vector of channels is whole.

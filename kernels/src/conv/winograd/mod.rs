@@ -360,40 +360,27 @@ impl<'a> Filters<'a> {
         }
     }
 
-    /// `f(input, output, taps)` for every filter, by the correlation's channels.
-    fn for_each(&self, mut f: impl FnMut(usize, usize, [[f32; TAPS]; TAPS])) {
-        for (o, filters) in self.w.chunks_exact(self.inputs * WINDOW).enumerate() {
-            for (i, g) in filters.chunks_exact(WINDOW).enumerate() {
-                let mut taps = [[0.0f32; TAPS]; TAPS];
-                for (r, row) in taps.iter_mut().enumerate() {
-                    for (s, tap) in row.iter_mut().enumerate() {
-                        *tap = if self.flipped {
-                            g[(TAPS - 1 - r) * TAPS + (TAPS - 1 - s)]
-                        } else {
-                            g[r * TAPS + s]
-                        };
-                    }
-                }
-                if self.flipped {
-                    f(o, i, taps);
-                } else {
-                    f(i, o, taps);
-                }
-            }
-        }
-    }
-
     /// The filters tap-major, as the border strips' im2col GEMM reads them and as
     /// [`transform_filters_on`] takes them: a row-major matrix with a row per tap and
     /// input channel (channels innermost, as in a window) and a column per output
     /// channel of the correlation.
     fn direct(&self, b: &mut [f32]) {
         let (inputs, outputs) = self.channels();
-        self.for_each(|i, o, taps| {
-            for (tap, &value) in taps.iter().flatten().enumerate() {
-                b[(tap * inputs + i) * outputs + o] = value;
+        for (o, filters) in self.w.chunks_exact(self.inputs * WINDOW).enumerate() {
+            for (i, g) in filters.chunks_exact(WINDOW).enumerate() {
+                // Flipped: inputs and outputs swap, and the 3×3 taps turn by 180°, so
+                // tap t reads the filter's tap 8 − t.
+                let (input, output) = if self.flipped { (o, i) } else { (i, o) };
+                for tap in 0..WINDOW {
+                    let value = if self.flipped {
+                        g[WINDOW - 1 - tap]
+                    } else {
+                        g[tap]
+                    };
+                    b[(tap * inputs + input) * outputs + output] = value;
+                }
             }
-        });
+        }
     }
 }
 
@@ -434,13 +421,17 @@ fn run(
         transformed_len + p.direct_filters_len(),
         |u| {
             let (u, direct) = u.split_at_mut(transformed_len);
-            with_f32s(WINDOW * c * k, 0.0, |taps| {
+            // The transform reads the filters tap-major: from the border strips' copy
+            // where there is one, from scratch otherwise.
+            let mut transform = |taps: &mut [f32]| {
                 filters.direct(taps);
                 transform_filters_on(isa, taps, filters.channels(), u);
-                if !direct.is_empty() {
-                    direct.copy_from_slice(taps);
-                }
-            });
+            };
+            if direct.is_empty() {
+                with_f32s(WINDOW * c * k, 0.0, transform);
+            } else {
+                transform(direct);
+            }
             let (u, direct) = (&*u, &*direct);
             for_each_chunk_mut(par, y, images * p.output_len(), |i, y_block| {
                 let count = y_block.len() / p.output_len();

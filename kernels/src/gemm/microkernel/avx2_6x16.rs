@@ -7,6 +7,7 @@
 //! all twelve to the stack, which costs as much as a shallow product itself).
 
 use super::{check_lengths, for_each_tile, APanels, DirectStore, MicroKernel, TileOrder};
+use crate::eltwise::dispatch::with_const_bool;
 use crate::gemm::store::TilePos;
 
 pub(crate) const KERNEL: MicroKernel = MicroKernel {
@@ -174,13 +175,7 @@ unsafe fn sweep(
         // SAFETY: the live rows of A's panel `ia` (packed or in place) and B's panel `jb`
         // lie in the blocks, and the tile's live rows and columns in the block of C (the
         // caller's guarantees, checked by `sweep_into`'s assertions for A and B).
-        unsafe {
-            if packed {
-                tile_of_rows::<true>(k, (a, a_strides), b, &tile)
-            } else {
-                tile_of_rows::<false>(k, (a, a_strides), b, &tile)
-            }
-        };
+        unsafe { with_const_bool!(packed, tile_of_rows(k, (a, a_strides), b, &tile)) };
         if let Some(after_tile) = after_tile.as_mut() {
             after_tile(pos);
         }
